@@ -1,0 +1,37 @@
+# Two entry points, both from a fresh clone:  make demo   and   make test
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARCH := $(shell uname -m)
+# llama.cpp builds for the host CPU. Some VMs and sandboxes advertise Intel AMX but trap its
+# instructions (SIGILL on the first request), so the local extra is built without AMX on x86_64.
+ifeq ($(ARCH),x86_64)
+LLAMA_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' -DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'
+endif
+
+.PHONY: demo test install-local install-test lint bench record
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+install-local: $(PY)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -e '.[local,demo]'
+
+install-test: $(PY)
+	$(PY) -m pip install -q -e '.[test,demo]'
+
+demo: install-local
+	$(PY) -m react_agent run tasks/quickstart.yaml
+
+test: install-test
+	$(PY) -m pytest
+	$(PY) -m ruff check react_agent tools tests bench
+	$(PY) -m mypy
+
+bench: install-test
+	$(PY) bench/run.py
+
+# Re-record every shipped cassette from the real local model (needs `make install-local` first).
+record: install-local
+	for f in tasks/*.yaml; do $(PY) -m react_agent run $$f --record || [ $$? -eq 1 ]; done
+	$(PY) -m pytest tests/test_http_cassettes.py --record-mode=rewrite -p no:randomly

@@ -1,0 +1,75 @@
+"""react-agent: a small, fast ReAct agent framework on OpenAI Chat Completions with native tool calls.
+
+Names are loaded on first use (PEP 562), so ``import react_agent`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .agent import Agent, Hook
+    from .errors import (
+        DuplicateToolError,
+        ModelHTTPError,
+        ModelRetry,
+        ModelUnavailableError,
+        PluginError,
+        PromptError,
+        ReactAgentError,
+        RunError,
+        TaskFileError,
+        ToolRetriesExceeded,
+        UnexpectedModelBehavior,
+        UserError,
+    )
+    from .log import configure_logging
+    from .memory import Session, Store
+    from .model import Model, ModelResponse, OpenAIModel
+    from .steps import (
+        Event,
+        Observation,
+        RunEnd,
+        RunResult,
+        RunStart,
+        Step,
+        StepEnd,
+        TextDelta,
+        ToolCall,
+        ToolEnd,
+        ToolStart,
+    )
+    from .tools import Tool, ToolContext, tool
+    from .usage import Usage, register_price
+
+__all__ = [
+    "Agent", "DuplicateToolError", "Event", "Hook", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry",
+    "ModelUnavailableError", "Observation", "OpenAIModel", "PluginError", "PromptError", "ReactAgentError",
+    "RunEnd", "RunError", "RunResult", "RunStart", "Session", "Step", "StepEnd", "Store", "TaskFileError",
+    "TextDelta", "Tool", "ToolCall", "ToolContext", "ToolEnd", "ToolRetriesExceeded", "ToolStart",
+    "UnexpectedModelBehavior", "Usage", "UserError", "configure_logging", "register_price", "tool",
+]
+
+_WHERE = {
+    "Agent": "agent", "Hook": "agent", "configure_logging": "log", "Session": "memory", "Store": "memory",
+    "Model": "model", "ModelResponse": "model", "OpenAIModel": "model", "Tool": "tools", "ToolContext": "tools",
+    "tool": "tools", "Usage": "usage", "register_price": "usage",
+    **dict.fromkeys(["DuplicateToolError", "ModelHTTPError", "ModelRetry", "ModelUnavailableError", "PluginError",
+                     "PromptError", "ReactAgentError", "RunError", "TaskFileError", "ToolRetriesExceeded",
+                     "UnexpectedModelBehavior", "UserError"], "errors"),
+    **dict.fromkeys(["Event", "Observation", "RunEnd", "RunResult", "RunStart", "Step", "StepEnd", "TextDelta",
+                     "ToolCall", "ToolEnd", "ToolStart"], "steps"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'react_agent' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

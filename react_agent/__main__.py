@@ -1,0 +1,3 @@
+from react_agent.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,248 @@
+"""``Agent``: configuration (instructions, tools, model, limits) and ``run`` / ``run_sync`` / ``stream``."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import UserError
+from .log import logger
+from .memory import Store
+from .model import Model, resolve_model
+from .prompts import Prompts
+from .steps import Event, RunEnd, RunResult, RunStart, StepEnd, TextDelta, ToolEnd, ToolStart
+from .tools import Tool, ToolContext, tool
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from .loop import RunState
+
+__all__ = ["Agent", "Hook"]
+
+Hook = Callable[[Event], Awaitable[None] | None]
+
+
+class Agent:
+    """A tool-using agent. Cheap to build; nothing is imported or connected until the first run."""
+
+    def __init__(
+        self,
+        name: str = "agent",
+        instructions: str = "You are a helpful assistant.",
+        *,
+        tools: Iterable[Tool | Callable[..., Any]] = (),
+        plugins: Iterable[str | Path] = (),
+        model: str | Model | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        max_steps: int = 10,
+        max_tokens_total: int | None = None,
+        context_budget: int | None = None,
+        max_tool_output: int = 8000,
+        output_type: type[BaseModel] | None = None,
+        output_retries: int = 2,
+        loop_limit: int = 4,
+        max_unknown_tool_calls: int = 3,
+        model_settings: dict[str, Any] | None = None,
+        prompts: Iterable[str | Path] = (),
+        variables: dict[str, Any] | None = None,
+        system_template: str = "react_system.j2",
+        store: Store | str | Path | None = None,
+        hooks: Iterable[Hook] = (),
+    ) -> None:
+        self.name = name
+        self.instructions = instructions
+        self._model_spec = model
+        self._base_url = base_url
+        self._api_key = api_key
+        self.max_steps = max_steps
+        self.max_tokens_total = max_tokens_total
+        self.context_budget = context_budget
+        self.max_tool_output = max_tool_output
+        self.output_type = output_type
+        self.output_retries = output_retries
+        self.loop_limit = loop_limit
+        self.max_unknown_tool_calls = max_unknown_tool_calls
+        self.model_settings = dict(model_settings or {})
+        self.prompts = Prompts(list(prompts))
+        self.variables = dict(variables or {})
+        self.system_template = system_template
+        self.store = store if isinstance(store, Store) else Store(store)
+        self.hooks = list(hooks)
+        self.tools: dict[str, Tool] = {}
+        for item in tools:
+            self.add_tool(item if isinstance(item, Tool) else tool(item))
+        if plugins:
+            from .plugins import discover  # noqa: PLC0415 - plugin discovery imports user files
+
+            found = discover(list(plugins))
+            for item in found.tools.values():
+                self.add_tool(item)
+
+    def add_tool(self, item: Tool) -> None:
+        if item.name in self.tools and self.tools[item.name] is not item:
+            from .errors import DuplicateToolError  # noqa: PLC0415
+
+            raise DuplicateToolError(item.name, self.tools[item.name].source, item.source)
+        self.tools[item.name] = item
+        self.__dict__.pop("tool_schemas", None)
+
+    @cached_property
+    def model(self) -> Model:
+        return resolve_model(self._model_spec, base_url=self._base_url, api_key=self._api_key)
+
+    @cached_property
+    def tool_schemas(self) -> list[dict[str, Any]]:
+        return [t.schema() for t in self.tools.values()]
+
+    @cached_property
+    def tool_schema_tokens(self) -> int:
+        return sum(len(str(s)) for s in self.tool_schemas) // 4
+
+    def system_prompt(self, variables: dict[str, Any] | None = None) -> str:
+        values = {**self.variables, **(variables or {})}
+        instructions = self.prompts.instructions(self.instructions, **values)
+        schema = None
+        if self.output_type is not None:
+            import json  # noqa: PLC0415
+
+            schema = json.dumps(self.output_type.model_json_schema())
+        values.setdefault("today", date.today().isoformat())  # a replay pins the recorded date
+        return self.prompts.render(
+            self.system_template, agent_name=self.name, instructions=instructions,
+            tools=list(self.tools.values()), output_schema=schema, **values,
+        )
+
+    # -- running ----------------------------------------------------------------------------------
+    async def run(self, input: str, *, session: str | None = None, user_id: str | None = None,
+                  resume: bool = False, variables: dict[str, Any] | None = None, run_id: str | None = None,
+                  metadata: dict[str, Any] | None = None, _depth: int = 0) -> RunResult:
+        """Run to the end and return the ``RunResult`` (never raises for model or API failures)."""
+        result: RunResult | None = None
+        async for event in self.stream(input, session=session, user_id=user_id, resume=resume,
+                                       variables=variables, run_id=run_id, metadata=metadata,
+                                       _stream_tokens=False, _depth=_depth):
+            if isinstance(event, RunEnd):
+                result = event.result
+        assert result is not None
+        return result
+
+    def run_sync(self, input: str, **kwargs: Any) -> RunResult:
+        """``run`` for code without an event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run(input, **kwargs))
+        raise UserError("run_sync() was called inside a running event loop; use `await agent.run(...)`")
+
+    async def stream(self, input: str, *, session: str | None = None, user_id: str | None = None,
+                     resume: bool = False, variables: dict[str, Any] | None = None, run_id: str | None = None,
+                     metadata: dict[str, Any] | None = None, _stream_tokens: bool = True,
+                     _depth: int = 0) -> AsyncIterator[Event]:
+        """Yield events as the run goes: ``TextDelta`` tokens, ``ToolStart``/``ToolEnd``, ``StepEnd``,
+        and last ``RunEnd`` with the result."""
+        from .loop import close_interrupted, run_loop  # noqa: PLC0415 - loads pydantic models
+
+        state = self._start(input, session=session, user_id=user_id, resume=resume, variables=variables,
+                            run_id=run_id, metadata=metadata, depth=_depth)
+        if not resume:
+            close_interrupted(state)
+            state.append({"role": "user", "content": input})
+        log = logger().bind(run_id=state.run_id, session=state.session, agent=self.name)
+        async for event in run_loop(state, stream=_stream_tokens, resume=resume):
+            _log_event(log, event)
+            for hook in self.hooks:
+                outcome = hook(event)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            yield event
+
+    def _start(self, input: str, *, session: str | None, user_id: str | None, resume: bool,
+               variables: dict[str, Any] | None, run_id: str | None, metadata: dict[str, Any] | None,
+               depth: int) -> RunState:
+        from .loop import RunState  # noqa: PLC0415
+        from .steps import Step  # noqa: PLC0415
+
+        store = self.store
+        steps: list[Step] = []
+        if resume:
+            if session is None and run_id is None:
+                raise UserError("resume=True needs the session (or run id) of the run to resume")
+            record = store.run(run_id) if run_id else _last_run(store, session)
+            if record is None:
+                raise UserError(f"no run to resume for session {session!r}" if run_id is None
+                                else f"no run with id {run_id!r}")
+            run_id = record["run_id"]
+            session = record["session"]
+            steps = [Step.model_validate(s) for s in store.run_steps(run_id)]
+            variables = {**(record.get("variables") or {}), **(variables or {})}
+        else:
+            session = session or uuid.uuid4().hex[:12]
+            run_id = run_id or uuid.uuid4().hex[:12]
+            if not store.exists(session):
+                store.create_session(session, user_id=user_id, agent=self.name)
+            store.start_run(run_id, {"run_id": run_id, "session": session, "agent": self.name, "input": input,
+                                     "status": "running", "model": self.model.name, "variables": variables,
+                                     **(metadata or {})})
+        assert run_id is not None and session is not None
+        return RunState(agent=self, run_id=run_id, session=session, store=store,
+                        system=self.system_prompt(variables), history=store.messages(session), steps=steps,
+                        depth=depth)
+
+    def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
+        """This agent as a tool another agent can call; the nested run shares the store and its usage
+        shows in the observation."""
+        agent = self
+
+        async def delegate(request: str, context: ToolContext) -> str:
+            session = f"{context.session}/{agent.name}" if context else None
+            result = await agent.run(request, session=session, _depth=(context.depth + 1) if context else 1)
+            return _delegation_report(agent, result)
+
+        delegate.__doc__ = description or f"Ask the {agent.name} agent. Args:\n    request: what to ask it."
+        built = tool(name=name or f"ask_{agent.name}")(delegate)
+        built.source = f"agent:{agent.name}"
+        return built
+
+
+def _delegation_report(agent: Agent, result: RunResult) -> str:
+    import json  # noqa: PLC0415
+
+    output = result.output.model_dump(mode="json") if hasattr(result.output, "model_dump") else result.output
+    return json.dumps({"agent": agent.name, "status": result.status, "output": output,
+                       "run_id": result.run_id, "tokens": result.usage.total_tokens,
+                       "cost_usd": result.usage.cost_usd})
+
+
+def _last_run(store: Store, session: str | None) -> dict[str, Any] | None:
+    runs = store.runs(session)
+    return runs[-1][1] if runs else None
+
+
+def _log_event(log: Any, event: Event) -> None:
+    if isinstance(event, TextDelta):
+        return
+    if isinstance(event, RunStart):
+        log.info("run_start", input=event.input[:200])
+    elif isinstance(event, ToolStart):
+        log.info("tool_start", step=event.step, tool=event.call.name)
+    elif isinstance(event, ToolEnd):
+        obs = event.observation
+        log.info("tool_end", step=event.step, tool=obs.tool, kind=obs.kind, ms=round(obs.ms, 1))
+    elif isinstance(event, StepEnd):
+        step = event.step
+        log.info("step", step=step.index, tools=[a.name for a in step.actions], final=step.answer is not None,
+                 prompt_tokens=step.usage.prompt_tokens, completion_tokens=step.usage.completion_tokens,
+                 ms=round(step.ms, 1))
+    elif isinstance(event, RunEnd):
+        result = event.result
+        log.info("run_end", status=result.status, steps=len(result.steps), tokens=result.usage.total_tokens,
+                 cost_usd=result.usage.cost_usd, ms=round(result.ms, 1), error=result.error)
+

@@ -1,0 +1,293 @@
+"""``python -m react_agent``: argument parsing and printing only; the work is in tasks/agent/memory.
+
+Every user mistake (bad flag, bad task file, unknown tool, broken plugin, missing extra) is one line
+on stderr and exit code 2; a failed check is exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .memory import Store
+    from .tasks import TaskFile, TaskOutcome
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m react_agent",
+                                     description="Run, chat with and inspect react-agent agents.")
+    parser.add_argument("--log", choices=["off", "info", "debug", "json"], default="off",
+                        help="structlog events on stderr: console format, or JSON lines")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the tasks of a YAML task file and check them")
+    run.add_argument("taskfile", type=Path)
+    run.add_argument("--task", action="append", default=[], help="only this task (repeatable)")
+    run.add_argument("--model", help="override the model (e.g. local, gpt-4o-mini)")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--record", action="store_true", help="save each task's HTTP traffic as a cassette")
+    mode.add_argument("--replay", action="store_true", help="answer the model's requests from the cassettes")
+    run.add_argument("--cassettes", type=Path, default=Path("cassettes"), help="cassette folder (default: cassettes)")
+    run.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    chat = sub.add_parser("chat", help="talk to an agent on a session (interactive)")
+    chat.add_argument("taskfile", type=Path, nargs="?", help="take the agent from this task file")
+    chat.add_argument("--agent", help="which agent of the task file")
+    chat.add_argument("--session", help="session id (default: a new one)")
+    chat.add_argument("--model")
+
+    tools = sub.add_parser("tools", help="list the tools found in plugin folders and entry points")
+    tools.add_argument("--plugins", type=Path, action="append", help="plugin folder (default: tools)")
+    tools.add_argument("--json", action="store_true")
+
+    sessions = sub.add_parser("sessions", help="list, show or delete sessions")
+    sessions.add_argument("action", choices=["list", "show", "rm"])
+    sessions.add_argument("session", nargs="?")
+    sessions.add_argument("--user", help="only this user's sessions (list)")
+    sessions.add_argument("--json", action="store_true")
+
+    resume = sub.add_parser("resume", help="resume a run that crashed or was interrupted")
+    resume.add_argument("run_id")
+    resume.add_argument("--json", action="store_true")
+
+    evaluate = sub.add_parser("eval", help="evaluate an agent on a suite: accuracy, pass^k, latency, cost")
+    evaluate.add_argument("suite", type=Path)
+    evaluate.add_argument("--trials", type=int, default=1)
+    evaluate.add_argument("--model")
+    emode = evaluate.add_mutually_exclusive_group()
+    emode.add_argument("--record", action="store_true")
+    emode.add_argument("--replay", action="store_true")
+    evaluate.add_argument("--cassettes", type=Path, default=Path("cassettes"))
+    evaluate.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .errors import UserError  # noqa: PLC0415
+
+    if args.log != "off":
+        from .log import configure_logging  # noqa: PLC0415
+
+        configure_logging("DEBUG" if args.log == "debug" else "INFO", json=args.log == "json")
+    try:
+        return int(COMMANDS[args.command](args))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the session and run journal are saved; `resume RUN_ID` continues", file=sys.stderr)
+        return 130
+
+
+def _console(quiet: bool = False) -> Console:
+    from rich.console import Console  # noqa: PLC0415
+
+    return Console(file=sys.stderr if quiet else sys.stdout, highlight=False, soft_wrap=True)
+
+
+def _dump(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+# -- run ------------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from .report import print_summary  # noqa: PLC0415
+    from .tasks import load_task_file  # noqa: PLC0415
+
+    task_file = load_task_file(args.taskfile)
+    selected = [t for t in task_file.tasks if not args.task or t.name in args.task]
+    if not selected:
+        from .errors import UserError  # noqa: PLC0415
+
+        raise UserError(f"no task named {args.task} in {args.taskfile}; tasks: {[t.name for t in task_file.tasks]}")
+    console = _console(quiet=args.json)
+    started = time.perf_counter()
+    mode = "record" if args.record else "replay" if args.replay else None
+    outcomes = [run_one(task_file, task, mode=mode, cassettes=args.cassettes, model=args.model, console=console,
+                        quiet=args.json) for task in selected]
+    if args.json:
+        _dump([_outcome_json(o) for o in outcomes])
+    else:
+        print_summary(console, outcomes, time.perf_counter() - started)
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+def cassette_path(folder: Path, task_file: TaskFile, task_name: str, trial: int | None = None) -> Path:
+    suffix = "" if trial is None else f".trial{trial}"
+    return folder / task_file.path.stem / f"{task_name}{suffix}.yaml"
+
+
+def run_one(task_file: TaskFile, task: Any, *, mode: str | None, cassettes: Path, model: str | None,
+            console: Console, quiet: bool, trial: int | None = None) -> TaskOutcome:
+    """One task, live or through a cassette. Recorded and replayed runs get a fresh store and state."""
+    from .memory import Store  # noqa: PLC0415
+    from .report import TracePrinter  # noqa: PLC0415
+    from .tasks import run_task  # noqa: PLC0415
+
+    printer = None if quiet else TracePrinter(console)
+    if mode is None:
+        return asyncio.run(run_task(task_file, task, model=model, on_event=printer))
+    from .model import resolve_model  # noqa: PLC0415
+    from .recording import cassette, replay_model  # noqa: PLC0415
+
+    path = cassette_path(cassettes, task_file, task.name, trial)
+    spec_model = model or task_file.agent_spec(task.agent).model
+    with tempfile.TemporaryDirectory(prefix="react_agent_") as scratch, _state_env(Path(scratch) / "state"):
+        store: Store = Store(Path(scratch) / "store")
+        live_model = None if mode == "replay" else resolve_model(spec_model)
+        with cassette(path, mode, live_model.name if live_model else None) as tape:  # type: ignore[arg-type]
+            chosen = replay_model(tape.model) if mode == "replay" else live_model
+            outcome = asyncio.run(run_task(task_file, task, model=chosen, store=store,
+                                           variables={"today": tape.today}, on_event=printer))
+        store.close()
+    if mode == "record" and not quiet:
+        console.print(f"  [dim]recorded {path}[/]")
+    return outcome
+
+
+@contextlib.contextmanager
+def _state_env(path: Path) -> Iterator[None]:
+    """Point tools' state dir at a fresh folder for the duration of a recorded/replayed run."""
+    old = os.environ.get("REACT_AGENT_STATE_DIR")
+    os.environ["REACT_AGENT_STATE_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("REACT_AGENT_STATE_DIR", None)
+        else:
+            os.environ["REACT_AGENT_STATE_DIR"] = old
+
+
+def _outcome_json(outcome: TaskOutcome) -> dict[str, Any]:
+    return {"task": outcome.task, "passed": outcome.passed, "checks": [c.model_dump() for c in outcome.checks],
+            "runs": [r.model_dump(mode="json") for r in outcome.results]}
+
+
+# -- chat -----------------------------------------------------------------------------------------
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .agent import Agent  # noqa: PLC0415
+    from .report import TracePrinter  # noqa: PLC0415
+    from .tasks import build_agent, load_task_file  # noqa: PLC0415
+
+    console = _console()
+    if args.taskfile:
+        agent = build_agent(load_task_file(args.taskfile), args.agent, model=args.model)
+    else:
+        agent = Agent(name="assistant", plugins=["tools"] if Path("tools").is_dir() else [], model=args.model)
+    session = args.session or f"chat-{int(time.time())}"
+    agent.hooks.append(TracePrinter(console))
+    console.print(f"session {session} with {agent.name} ({len(agent.tools)} tools). Empty line or Ctrl-D ends.")
+    while True:
+        try:
+            text = input("you> ").strip()
+        except EOFError:
+            break
+        if not text:
+            break
+        agent.run_sync(text, session=session)
+    return 0
+
+
+# -- tools ----------------------------------------------------------------------------------------
+def cmd_tools(args: argparse.Namespace) -> int:
+    from .plugins import discover  # noqa: PLC0415
+
+    found = discover(args.plugins or [Path("tools")])
+    if args.json:
+        _dump({"tools": [{"name": t.name, "source": t.source, "description": t.description,
+                          "parameters": t.schema()["function"]["parameters"]} for t in found.tools.values()],
+               "skipped": [{"source": s.source, "reason": s.reason} for s in found.skipped]})
+        return 0
+    console = _console()
+    for item in found.tools.values():
+        console.print(f"[bold]{item.name}[/]  [dim]{item.source}[/]\n    {item.description.splitlines()[0]}")
+    for skipped in found.skipped:
+        console.print(f"[red]skipped[/] {skipped.source}: {skipped.reason}")
+    console.print(f"{len(found.tools)} tools, {len(found.skipped)} skipped")
+    return 0
+
+
+# -- sessions -------------------------------------------------------------------------------------
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from .errors import UserError  # noqa: PLC0415
+    from .memory import Store  # noqa: PLC0415
+
+    store = Store()
+    if args.action == "list":
+        infos = store.sessions(args.user)
+        if args.json:
+            _dump([dataclasses.asdict(info) for info in infos])
+        else:
+            for info in infos:
+                created = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created))
+                print(f"{info.id}\t{info.messages} messages\t{info.agent or '-'}\t{info.user_id or '-'}\t{created}")
+        return 0
+    if not args.session:
+        raise UserError(f"sessions {args.action} needs a SESSION id")
+    if not store.exists(args.session):
+        raise UserError(f"no session {args.session!r} (see `sessions list`)")
+    if args.action == "rm":
+        store.delete_session(args.session)
+        print(f"deleted {args.session}")
+        return 0
+    messages = store.messages(args.session)
+    if args.json:
+        _dump({"session": args.session, "messages": messages, "runs": [r for _, r in store.runs(args.session)]})
+        return 0
+    for message in messages:
+        calls = ", ".join(f"{c['function']['name']}({c['function']['arguments']})"
+                          for c in message.get("tool_calls") or [])
+        print(f"[{message['role']}] {message.get('content') or ''}{' → ' + calls if calls else ''}")
+    return 0
+
+
+# -- resume ---------------------------------------------------------------------------------------
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .errors import UserError  # noqa: PLC0415
+    from .memory import Store  # noqa: PLC0415
+    from .report import TracePrinter  # noqa: PLC0415
+    from .tasks import build_agent, load_task_file  # noqa: PLC0415
+
+    store = Store()
+    record = store.run(args.run_id)
+    if record is None:
+        raise UserError(f"no run with id {args.run_id!r}")
+    if record.get("status") not in ("running", "error"):
+        raise UserError(f"run {args.run_id} already ended with status {record.get('status')!r}")
+    if not record.get("task_file"):
+        raise UserError(f"run {args.run_id} was not started from a task file; resume it in code with "
+                        "agent.run(..., session=..., resume=True)")
+    agent = build_agent(load_task_file(record["task_file"]), record.get("agent"))
+    if not args.json:
+        agent.hooks.append(TracePrinter(_console()))
+    result = agent.run_sync("", run_id=args.run_id, resume=True)
+    if args.json:
+        _dump(result.model_dump(mode="json"))
+    return 0 if result.status == "completed" else 1
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import run_eval  # noqa: PLC0415
+
+    return run_eval(args)
+
+
+COMMANDS = {"run": cmd_run, "chat": cmd_chat, "tools": cmd_tools, "sessions": cmd_sessions,
+            "resume": cmd_resume, "eval": cmd_eval}

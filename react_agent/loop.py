@@ -1,0 +1,354 @@
+"""The ReAct loop. ``run_loop`` is the whole algorithm; each turn ends in a typed next step.
+
+Thought = the assistant's text beside its tool calls; Action = each tool call; Observation = each
+tool result. Model mistakes become observations; limits end the run with a status; framework bugs
+raise. The history sent to the model is always valid: every tool call gets exactly one tool message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from .context import estimate_tokens, fit, truncate
+from .errors import ReactAgentError, RunError, ToolRetriesExceeded
+from .model import ModelResponse, RawToolCall
+from .steps import (
+    Event,
+    Observation,
+    RunEnd,
+    RunResult,
+    RunStart,
+    RunStatus,
+    Step,
+    StepEnd,
+    TextDelta,
+    ToolCall,
+    ToolEnd,
+    ToolStart,
+)
+from .tools import Tool, ToolContext, ToolOutcome
+from .usage import Usage
+
+if TYPE_CHECKING:
+    from .agent import Agent
+    from .memory import Store
+
+__all__ = ["RunState", "close_interrupted", "run_loop"]
+
+
+@dataclass(slots=True)
+class RunAgain:
+    """The model acted; ask it again with the observations."""
+
+
+@dataclass(slots=True)
+class FinalOutput:
+    output: Any
+
+
+@dataclass(slots=True)
+class Stop:
+    status: RunStatus
+    error: ReactAgentError | None = None
+    output: Any = None
+
+
+NextStep = RunAgain | FinalOutput | Stop
+
+
+@dataclass
+class RunState:
+    agent: Agent
+    run_id: str
+    session: str
+    store: Store
+    system: str
+    history: list[dict[str, Any]]
+    steps: list[Step]
+    depth: int = 0
+    usage: Usage = field(default_factory=Usage)
+    failures: dict[str, int] = field(default_factory=dict)
+    last_call: str | None = None
+    repeats: int = 0
+    output_retries: int = 0
+    dropped_note: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def append(self, message: dict[str, Any]) -> None:
+        self.history.append(message)
+        self.store.append(self.session, message)
+
+    def record(self, step: Step) -> None:
+        """Journal the step (before the next model call) so a crashed run can resume."""
+        self.steps.append(step)
+        self.store.add_step(self.run_id, step.index, step.model_dump(mode="json"))
+        self.store.update_run(self.run_id, steps=len(self.steps), usage=self.usage.model_dump())
+
+
+async def run_loop(state: RunState, *, stream: bool = False, resume: bool = False) -> AsyncIterator[Event]:
+    agent = state.agent
+    yield RunStart(state.run_id, agent.name, state.session, _last_user_text(state.history))
+    next_step: NextStep = RunAgain()
+    pending = _pending_calls(state.history) if resume else None
+    if pending:  # resuming after a crash: run the calls that have no stored result, then go on
+        step = Step(index=len(state.steps), thought=state.history[-1 - pending[1]].get("content") or None,
+                    actions=[ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in pending[0]])
+        async for event in _act(state, step, pending[0], run=True, resumed=True):
+            yield event
+        next_step = _after_actions(state, step)
+        state.record(step)
+        yield StepEnd(step)
+    while isinstance(next_step, RunAgain):
+        if limit := _limit_reached(state):
+            next_step = limit
+            break
+        step = Step(index=len(state.steps))
+        started = time.perf_counter()
+        response: ModelResponse | None = None
+        try:
+            async for item in _ask_model(state, stream):
+                if isinstance(item, str):
+                    yield TextDelta(item, step.index)
+                else:
+                    response = item
+        except RunError as exc:
+            next_step = Stop("error", exc, _best_partial(state))
+            break
+        assert response is not None, "a model stream must end with a ModelResponse"
+        step.usage = response.usage
+        state.usage.add(response.usage)
+        if response.tool_calls:
+            step.thought = response.text or None
+            step.actions = [ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in response.tool_calls]
+            state.append(response.message())
+            over_budget = agent.max_tokens_total is not None and state.usage.total_tokens > agent.max_tokens_total
+            async for event in _act(state, step, response.tool_calls, run=not over_budget):
+                yield event
+            if over_budget:
+                next_step = Stop("token_budget", output=_best_partial(state, step))
+            else:
+                next_step = _after_actions(state, step)
+        else:
+            next_step = _conclude(state, step, response)
+        step.ms = (time.perf_counter() - started) * 1000
+        state.record(step)
+        yield StepEnd(step)
+    assert not isinstance(next_step, RunAgain)
+    yield RunEnd(_result(state, next_step))
+
+
+def _limit_reached(state: RunState) -> Stop | None:
+    agent = state.agent
+    if len(state.steps) >= agent.max_steps:
+        return Stop("max_steps", output=_best_partial(state))
+    if agent.max_tokens_total is not None and state.usage.total_tokens >= agent.max_tokens_total:
+        return Stop("token_budget", output=_best_partial(state))
+    return None
+
+
+async def _ask_model(state: RunState, stream: bool) -> AsyncIterator[str | ModelResponse]:
+    agent = state.agent
+    messages = _request_messages(state)
+    settings = {**getattr(agent.model, "default_settings", {}), **agent.model_settings}
+    if stream:
+        async for item in agent.model.stream(messages, agent.tool_schemas, settings):
+            yield item
+    else:
+        yield await agent.model.complete(messages, agent.tool_schemas, settings)
+
+
+def _request_messages(state: RunState) -> list[dict[str, Any]]:
+    agent = state.agent
+    system = {"role": "system", "content": state.system}
+    if agent.context_budget is None:
+        return [system, *state.history]
+    fixed = estimate_tokens(system) + agent.tool_schema_tokens
+    fitted = fit(state.history, agent.context_budget, fixed)
+    if fitted.dropped:
+        note = (f"\n\n[{len(fitted.dropped)} earlier messages of this conversation were left out to fit "
+                f"the context budget.]")
+        system = {"role": "system", "content": state.system + note}
+    return [system, *fitted.messages]
+
+
+async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bool,
+               resumed: bool = False) -> AsyncIterator[Event]:
+    """Run the turn's tool calls (concurrently unless a tool is sequential) and answer each one.
+
+    Stored results are only looked up for the calls of a resumed step: a fresh call whose id happens
+    to repeat an earlier one (servers that omit ids, a new ``ScriptedModel``) must still run."""
+    agent = state.agent
+    context = ToolContext(state.run_id, state.session, agent.name, step.index, state.depth)
+    outcomes: dict[int, ToolOutcome] = {}
+    runnable: list[tuple[int, RawToolCall, Tool]] = []
+    for i, call in enumerate(calls):
+        yield ToolStart(step.actions[i], step.index)
+        stored = state.store.tool_result(state.session, call.id) if resumed else None
+        if stored is not None:  # resumed run: this call already ran before the crash
+            outcomes[i] = ToolOutcome(stored["kind"], stored["content"])
+        elif not run:
+            outcomes[i] = ToolOutcome("skipped", "Not run: the run stopped (token budget or interruption).")
+        elif (looped := _repeat_check(state, call)) is not None:
+            outcomes[i] = looped
+        elif (known := agent.tools.get(call.name)) is None:
+            outcomes[i] = ToolOutcome("unknown_tool", (
+                f"There is no tool named {call.name!r}. Available tools: {', '.join(agent.tools) or 'none'}."))
+        else:
+            runnable.append((i, call, known))
+
+    async def invoke(i: int, call: RawToolCall, tool: Tool) -> tuple[int, ToolOutcome]:
+        outcome = await tool.invoke(call.arguments, context)
+        outcome.content = truncate(outcome.content, agent.max_tool_output)
+        state.store.save_tool_result(state.session, call.id, {"kind": outcome.kind, "content": outcome.content})
+        return i, outcome
+
+    parallel = [invoke(i, c, t) for i, c, t in runnable if not t.sequential]
+    for next_done in asyncio.as_completed(parallel):
+        i, outcome = await next_done
+        outcomes[i] = outcome
+        yield ToolEnd(_observation(calls[i], outcome), step.index)
+    for i, call, known in runnable:
+        if known.sequential:
+            _, outcomes[i] = await invoke(i, call, known)
+            yield ToolEnd(_observation(call, outcomes[i]), step.index)
+    for i, call in enumerate(calls):  # history order = call order, so requests are deterministic
+        outcome = outcomes[i]
+        step.observations.append(_observation(call, outcome))
+        state.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
+        if outcome.kind not in ("ok", "skipped", "loop"):
+            state.failures[call.name] = state.failures.get(call.name, 0) + 1
+
+
+def _observation(call: RawToolCall, outcome: ToolOutcome) -> Observation:
+    return Observation(call_id=call.id, tool=call.name, kind=outcome.kind, content=outcome.content, ms=outcome.ms)
+
+
+def _repeat_check(state: RunState, call: RawToolCall) -> ToolOutcome | None:
+    """Count identical consecutive calls; the ``loop_limit``-th one is not run."""
+    try:
+        normal = json.dumps(json.loads(call.arguments or "{}"), sort_keys=True)
+    except ValueError:
+        normal = call.arguments
+    signature = f"{call.name}:{normal}"
+    state.repeats = state.repeats + 1 if signature == state.last_call else 1
+    state.last_call = signature
+    if state.repeats >= state.agent.loop_limit:
+        return ToolOutcome("loop", f"Not run: {call.name} was called {state.repeats} times in a row with the "
+                                   "same arguments.")
+    return None
+
+
+def _after_actions(state: RunState, step: Step) -> NextStep:
+    if any(obs.kind == "loop" for obs in step.observations):
+        return Stop("loop_detected", output=_best_partial(state, step))
+    for name, count in state.failures.items():
+        tool = state.agent.tools.get(name)
+        limit = tool.max_retries if tool else state.agent.max_unknown_tool_calls
+        if count > limit:
+            last = next((o.content for o in reversed(step.observations) if o.tool == name), "")
+            return Stop("error", ToolRetriesExceeded(name, count, last), _best_partial(state, step))
+    return RunAgain()
+
+
+def _conclude(state: RunState, step: Step, response: ModelResponse) -> NextStep:
+    """No tool call: a final answer — validated against ``output_type`` when there is one."""
+    agent = state.agent
+    text = (response.text or "").strip()
+    step.answer = text
+    state.append(response.message())
+    try:
+        if not text:
+            raise ValueError("The answer was empty. Answer the question, or call a tool.")
+        output = parse_output(agent.output_type, text) if agent.output_type else text
+    except (ValueError, ValidationError) as exc:
+        problem = _describe_output_error(exc)
+        if state.output_retries >= agent.output_retries:
+            from .errors import UnexpectedModelBehavior  # noqa: PLC0415 - rare path
+
+            return Stop("error", UnexpectedModelBehavior(f"final answer rejected: {problem}", text),
+                        _best_partial(state, step))
+        state.output_retries += 1
+        step.note = problem
+        state.append({"role": "user", "content": f"Your answer was not accepted: {problem}"})
+        return RunAgain()
+    return FinalOutput(output)
+
+
+def parse_output(output_type: type[BaseModel], text: str) -> BaseModel:
+    """Validate the model's final text as JSON for ``output_type`` (a ```json fence is allowed)."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+        body = body.rsplit("```", 1)[0]
+    start, end = body.find("{"), body.rfind("}")
+    if start > 0 and end > start:
+        body = body[start:end + 1]
+    return output_type.model_validate_json(body)
+
+
+def _describe_output_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        errors = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors(include_url=False))
+        return f"it must be JSON matching the required schema ({errors}). Reply with the corrected JSON only."
+    return str(exc)
+
+
+def _best_partial(state: RunState, current: Step | None = None) -> str | None:
+    """The latest answer or thought, counting ``current``: the step ending now, not yet recorded."""
+    steps = state.steps if current is None else [*state.steps, current]
+    for step in reversed(steps):
+        if step.answer or step.thought:
+            return step.answer or step.thought
+    return None
+
+
+def _last_user_text(history: list[dict[str, Any]]) -> str:
+    return next((str(m.get("content") or "") for m in reversed(history) if m["role"] == "user"), "")
+
+
+def close_interrupted(state: RunState) -> None:
+    """Before a new input on a session whose last run crashed mid-step: answer the open tool calls
+    (with their stored result if the tool had finished, else a "not run" note) so history stays valid."""
+    pending = _pending_calls(state.history)
+    for call in pending[0] if pending else []:
+        stored = state.store.tool_result(state.session, call.id)
+        content = stored["content"] if stored else "Not run: the run was interrupted before this call finished."
+        state.append({"role": "tool", "tool_call_id": call.id, "content": content})
+
+
+def _pending_calls(history: list[dict[str, Any]]) -> tuple[list[RawToolCall], int] | None:
+    """Tool calls at the end of history that have no tool message yet, and how many messages follow them."""
+    for back, message in enumerate(reversed(history)):
+        if message["role"] == "tool":
+            continue
+        if message["role"] != "assistant" or not message.get("tool_calls"):
+            return None
+        answered = {m["tool_call_id"] for m in history[len(history) - back:]}
+        missing = [RawToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
+                   for c in message["tool_calls"] if c["id"] not in answered]
+        return (missing, back) if missing else None
+    return None
+
+
+def _result(state: RunState, end: FinalOutput | Stop) -> RunResult:
+    agent = state.agent
+    status: RunStatus = "completed" if isinstance(end, FinalOutput) else end.status
+    error = end.error if isinstance(end, Stop) else None
+    result = RunResult(
+        run_id=state.run_id, agent=agent.name, session=state.session, model=agent.model.name, status=status,
+        output=end.output, steps=state.steps, usage=state.usage,
+        error=str(error) if error else None, error_type=type(error).__name__ if error else None,
+        ms=(time.perf_counter() - state.started) * 1000,
+    )
+    output = end.output.model_dump(mode="json") if isinstance(end.output, BaseModel) else end.output
+    state.store.update_run(state.run_id, status=status, output=output, error=result.error,
+                           usage=state.usage.model_dump(), ms=result.ms)
+    return result

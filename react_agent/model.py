@@ -1,0 +1,313 @@
+"""The model adapter — the only module that imports ``openai``.
+
+We use the SDK's transport (auth, retries with backoff on 429/5xx/timeouts, error classes) but not
+its response models: the body is parsed once with ``json`` into plain dicts, which is where most of
+the SDK's per-request CPU goes. Parsing is tolerant of what OpenAI-compatible servers actually send
+(tool calls without ``id``/``type``, arguments as objects, ``usage`` in odd chunks, SSE comments,
+errors inside a stream) and fails with a clear ``ModelHTTPError`` / ``UnexpectedModelBehavior``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from .errors import ModelHTTPError, UnexpectedModelBehavior
+from .usage import Usage
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+__all__ = ["Model", "ModelResponse", "OpenAIModel", "RawToolCall", "resolve_model"]
+
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+@dataclass(slots=True)
+class RawToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True)
+class ModelResponse:
+    """One assistant turn, normalised."""
+
+    text: str | None
+    tool_calls: list[RawToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+
+    def message(self) -> dict[str, Any]:
+        """The assistant message in wire format, as it goes into history.
+
+        ``content`` is always present (``""`` beside tool calls): llama.cpp answers HTTP 500 without it.
+        """
+        msg: dict[str, Any] = {"role": "assistant", "content": self.text or ""}
+        if self.tool_calls:
+            msg["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        return msg
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What the loop needs from a model: one request, plain or streamed."""
+
+    name: str
+
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], settings: dict[str, Any]
+    ) -> ModelResponse: ...
+
+    def stream(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], settings: dict[str, Any]
+    ) -> AsyncIterator[str | ModelResponse]:
+        """Yield text deltas, then exactly one ``ModelResponse``."""
+        ...
+
+
+def _text_of(content: Any) -> str | None:
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return str(content)
+
+
+def _arguments_of(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _call_id(raw_id: Any, position: int, index: int) -> str:
+    # Deterministic when the server omits ids, so recorded request bodies replay identically.
+    return raw_id if isinstance(raw_id, str) and raw_id else f"call_{position}_{index}"
+
+
+def parse_usage(model: str, raw: Any, latency_ms: float) -> Usage:
+    raw = raw if isinstance(raw, dict) else {}
+    details = raw.get("prompt_tokens_details") or {}
+    return Usage.of_request(
+        model,
+        int(raw.get("prompt_tokens") or 0),
+        int(raw.get("completion_tokens") or 0),
+        int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+        latency_ms,
+    )
+
+
+def _error_in(data: Any) -> ModelHTTPError | None:
+    if isinstance(data, dict) and data.get("error") and not data.get("choices"):
+        err = data["error"]
+        message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+        code = err.get("code") if isinstance(err, dict) else None
+        return ModelHTTPError(code if isinstance(code, int) else None, data, message)
+    return None
+
+
+def parse_completion(model: str, data: Any, position: int, latency_ms: float) -> ModelResponse:
+    """A non-streamed ``chat.completion`` body → ``ModelResponse``."""
+    if error := _error_in(data):
+        raise error
+    try:
+        choice = data["choices"][0]
+        message = choice.get("message") or {}
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise UnexpectedModelBehavior("the server's answer has no choices[0].message", data) from exc
+    calls = []
+    for i, raw in enumerate(message.get("tool_calls") or []):
+        function = raw.get("function") or {}
+        calls.append(RawToolCall(_call_id(raw.get("id"), position, i), str(function.get("name") or ""),
+                                 _arguments_of(function.get("arguments"))))
+    return ModelResponse(_text_of(message.get("content")), calls,
+                         parse_usage(model, data.get("usage"), latency_ms), choice.get("finish_reason"))
+
+
+@dataclass(slots=True)
+class StreamAccumulator:
+    """Folds SSE ``chat.completion.chunk`` payloads into one ``ModelResponse``."""
+
+    model: str
+    position: int
+    text: list[str] = field(default_factory=list)
+    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    usage: Any = None
+    finish_reason: str | None = None
+
+    def feed(self, chunk: dict[str, Any]) -> str:
+        """Take one chunk; return its text delta ('' if none)."""
+        if error := _error_in(chunk):
+            raise error
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        choices = chunk.get("choices") or []
+        if not choices:
+            return ""
+        choice = choices[0]
+        self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        delta = choice.get("delta") or choice.get("message") or {}
+        for raw in delta.get("tool_calls") or []:
+            self._feed_call(raw)
+        text = _text_of(delta.get("content")) or ""
+        if text:
+            self.text.append(text)
+        return text
+
+    def _feed_call(self, raw: dict[str, Any]) -> None:
+        index = raw.get("index")
+        if not isinstance(index, int):  # some servers omit index: a new id starts a new call
+            last = max(self.calls, default=-1)
+            new_id = raw.get("id")
+            index = last + 1 if last < 0 or (new_id and new_id != self.calls[last]["id"]) else last
+        slot = self.calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
+        slot["id"] = slot["id"] or raw.get("id")
+        function = raw.get("function") or {}
+        if function.get("name"):
+            slot["name"] += function["name"]
+        args = function.get("arguments")
+        if args is not None:
+            slot["arguments"] += _arguments_of(args)
+
+    def result(self, latency_ms: float) -> ModelResponse:
+        calls = [
+            RawToolCall(_call_id(slot["id"], self.position, i), slot["name"], slot["arguments"])
+            for i, (_, slot) in enumerate(sorted(self.calls.items()))
+        ]
+        return ModelResponse("".join(self.text) or None, calls,
+                             parse_usage(self.model, self.usage, latency_ms), self.finish_reason)
+
+
+def sse_payloads(line: str) -> str | None:
+    """The JSON text of one SSE line, or None for comments, blank lines and other fields."""
+    if not line or line.startswith(":"):
+        return None
+    if line.startswith("data:"):
+        payload = line[5:].strip()
+        return payload or None
+    return None
+
+
+class OpenAIModel:
+    """Any OpenAI-compatible Chat Completions server (OpenAI, vLLM, Ollama, llama.cpp, OpenRouter, Groq)."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        max_retries: int = 2,
+        timeout: float = 120.0,
+        stream_usage: bool = True,
+        price_as: str | None = None,
+    ) -> None:
+        self.name = name or os.environ.get("REACT_AGENT_MODEL") or DEFAULT_MODEL
+        self.base_url = base_url
+        self.api_key = api_key
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.stream_usage = stream_usage
+        self.price_as = price_as or self.name
+        self._client: AsyncOpenAI | None = None
+
+    @property
+    def client(self) -> AsyncOpenAI:
+        if self._client is None:
+            import openai  # noqa: PLC0415 - openai costs ~1 s to import; only when a request is made
+
+            self._client = openai.AsyncOpenAI(
+                api_key=self.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed",
+                base_url=self.base_url or os.environ.get("OPENAI_BASE_URL") or None,
+                max_retries=self.max_retries,
+                timeout=self.timeout,
+            )
+        return self._client
+
+    def _body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+              settings: dict[str, Any], stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.name, "messages": messages, **settings}
+        if tools:
+            body["tools"] = tools
+            body.setdefault("tool_choice", "auto")  # some servers ignore tools unless this is explicit
+        if stream:
+            body["stream"] = True
+            if self.stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def _post(self, body: dict[str, Any], stream: bool) -> Any:
+        import httpx2  # noqa: PLC0415 - comes with openai; loaded with it
+        import openai  # noqa: PLC0415
+
+        try:
+            return await self.client.post(
+                "/chat/completions", body=body, cast_to=httpx2.Response, stream=stream,
+                stream_cls=None,
+            )
+        except openai.APIStatusError as exc:
+            raise ModelHTTPError(exc.status_code, exc.body, exc.message) from exc
+        except openai.APIConnectionError as exc:  # includes timeouts, after the SDK's retries
+            raise ModelHTTPError(None, None, f"{type(exc).__name__}: {exc}") from exc
+
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], settings: dict[str, Any]
+    ) -> ModelResponse:
+        started = time.perf_counter()
+        response = await self._post(self._body(messages, tools, settings, stream=False), stream=False)
+        try:
+            data = json.loads(response.content)
+        except ValueError as exc:
+            raise UnexpectedModelBehavior(f"the server's answer is not JSON: {response.text[:200]!r}") from exc
+        return parse_completion(self.price_as, data, len(messages), (time.perf_counter() - started) * 1000)
+
+    async def stream(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], settings: dict[str, Any]
+    ) -> AsyncIterator[str | ModelResponse]:
+        started = time.perf_counter()
+        response = await self._post(self._body(messages, tools, settings, stream=True), stream=True)
+        acc = StreamAccumulator(self.price_as, len(messages))
+        try:
+            async for line in response.aiter_lines():
+                payload = sse_payloads(line)
+                if payload is None:
+                    continue
+                if payload == "[DONE]":
+                    break
+                try:
+                    chunk = json.loads(payload)
+                except ValueError as exc:
+                    raise UnexpectedModelBehavior(f"a stream chunk is not JSON: {payload[:200]!r}") from exc
+                if text := acc.feed(chunk):
+                    yield text
+        finally:
+            await response.aclose()
+        yield acc.result((time.perf_counter() - started) * 1000)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+def resolve_model(
+    model: str | Model | None, *, base_url: str | None = None, api_key: str | None = None
+) -> Model:
+    """A ``Model`` from a name: ``"local"`` (or nothing configured at all) is the embedded llama.cpp
+    model; any other name goes to the OpenAI-compatible server from arguments or the environment."""
+    if model is not None and not isinstance(model, str):
+        return model
+    name = model or os.environ.get("REACT_AGENT_MODEL")
+    configured = base_url or api_key or os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")
+    if name == "local" or (not configured and name is None):
+        from .local import LocalModel  # noqa: PLC0415 - only needed for the embedded model
+
+        return LocalModel()
+    return OpenAIModel(name, base_url=base_url, api_key=api_key)

@@ -1,0 +1,128 @@
+"""The typed record of a run: each turn of the loop ends in a ``Step``; a run ends in a ``RunResult``.
+
+Events (for ``Agent.stream`` and hooks) are small frozen dataclasses with a ``type`` tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .usage import Usage
+
+__all__ = [
+    "Event",
+    "Observation",
+    "RunEnd",
+    "RunResult",
+    "RunStart",
+    "RunStatus",
+    "Step",
+    "StepEnd",
+    "TextDelta",
+    "ToolCall",
+    "ToolEnd",
+    "ToolStart",
+]
+
+RunStatus = Literal["completed", "max_steps", "loop_detected", "token_budget", "error"]
+
+
+class ToolCall(BaseModel):
+    """An Action: what the model asked for, exactly as it sent it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class Observation(BaseModel):
+    """What the loop answered to one ToolCall."""
+
+    call_id: str
+    tool: str
+    kind: str  # ok | invalid_arguments | unknown_tool | tool_error | timeout | retry | skipped
+    content: str
+    ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+
+class Step(BaseModel):
+    index: int
+    thought: str | None = None
+    actions: list[ToolCall] = Field(default_factory=list)
+    observations: list[Observation] = Field(default_factory=list)
+    answer: str | None = None  # the model's text when it called no tool (a final answer, or a try at one)
+    note: str | None = None  # e.g. why a final answer was sent back for another try
+    usage: Usage = Field(default_factory=Usage)
+    ms: float = 0.0
+
+
+class RunResult(BaseModel):
+    run_id: str
+    agent: str
+    session: str | None
+    model: str
+    status: RunStatus
+    output: Any = None
+    steps: list[Step] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    error: str | None = None
+    error_type: str | None = None
+    ms: float = 0.0
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [call for step in self.steps for call in step.actions]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    run_id: str
+    agent: str
+    session: str | None
+    input: str
+    type: Literal["run_start"] = "run_start"
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the model's text as it streams (thought or final answer)."""
+
+    text: str
+    step: int
+    type: Literal["text_delta"] = "text_delta"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStart:
+    call: ToolCall
+    step: int
+    type: Literal["tool_start"] = "tool_start"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolEnd:
+    observation: Observation
+    step: int
+    type: Literal["tool_end"] = "tool_end"
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnd:
+    step: Step
+    type: Literal["step_end"] = "step_end"
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    result: RunResult
+    type: Literal["run_end"] = "run_end"
+
+
+Event = RunStart | TextDelta | ToolStart | ToolEnd | StepEnd | RunEnd

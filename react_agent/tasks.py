@@ -1,0 +1,255 @@
+"""Task files (YAML) → validated pydantic models → agent runs → checks.
+
+A task file names an agent (instructions, tools, model, limits), where its prompts and plugin tools
+live (relative to the file), and the tasks: inputs plus optional checks. A bad file gets one
+``TaskFileError`` line: which file, which field, what was expected.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .agent import Agent
+from .errors import TaskFileError
+from .memory import Store
+from .model import Model
+from .steps import RunResult
+
+__all__ = ["AgentSpec", "Check", "TaskFile", "TaskOutcome", "TaskSpec", "build_agent", "check_result",
+           "load_task_file", "run_task"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentSpec(_Strict):
+    name: str = "agent"
+    instructions: str = "You are a helpful assistant."
+    model: str | None = None
+    tools: list[str] | None = None  # names among the discovered tools; None = all of them
+    agents_as_tools: list[str] = Field(default_factory=list)  # other agents of this file, as tools
+    max_steps: int = Field(10, ge=1)
+    max_tokens_total: int | None = Field(None, ge=1)
+    context_budget: int | None = Field(None, ge=256)
+    max_tool_output: int = Field(8000, ge=100)
+    output_type: str | None = None  # "module:Class" of a pydantic model
+    model_settings: dict[str, Any] = Field(default_factory=dict)
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolExpectation(_Strict):
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)  # each given argument must match
+
+
+class TaskSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    input: str | list[str]
+    agent: str | None = None
+    session: str | None = None
+    expect_tool: str | list[str | ToolExpectation] | ToolExpectation | None = None
+    expect_contains: str | list[str] | None = None
+    expect_matches: str | None = None
+    expect_status: str | None = "completed"
+    expect_output: bool = False  # the final output validates against the agent's output_type
+
+    @field_validator("expect_matches")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else self.input
+
+
+class TaskFile(_Strict):
+    agent: AgentSpec | None = None
+    agents: dict[str, AgentSpec] = Field(default_factory=dict)
+    prompts: str | list[str] = "../prompts"
+    tools_dir: str | list[str] = "../tools"
+    tasks: list[TaskSpec] = Field(min_length=1)
+    path: Path = Field(Path("."), exclude=True)
+
+    def agent_spec(self, name: str | None) -> AgentSpec:
+        if name is None:
+            if self.agent is not None:
+                return self.agent
+            if len(self.agents) == 1:
+                return next(iter(self.agents.values()))
+            raise TaskFileError(str(self.path), "tasks[].agent", f"one of {sorted(self.agents)}")
+        if name in self.agents:
+            return self.agents[name]
+        if self.agent is not None and self.agent.name == name:
+            return self.agent
+        raise TaskFileError(str(self.path), "tasks[].agent", f"one of {sorted(self.agents)}, got {name!r}")
+
+    def resolve(self, value: str | list[str]) -> list[Path]:
+        return [(self.path.parent / v).resolve() for v in ([value] if isinstance(value, str) else value)]
+
+
+def load_task_file(path: str | Path) -> TaskFile:
+    import yaml  # noqa: PLC0415 - only task files need YAML
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TaskFileError(str(path), "", "no such file") from None
+    except IsADirectoryError:
+        raise TaskFileError(str(path), "", "is a directory, expected a YAML task file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "YAML"
+        raise TaskFileError(str(path), where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise TaskFileError(str(path), "", "expected a mapping with 'agent' and 'tasks' at the top")
+    try:
+        spec = TaskFile.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "(top)"
+        got = f" (got {err['input']!r})" if not isinstance(err["input"], dict | list) else ""
+        raise TaskFileError(str(path), loc, f"{err['msg']}{got}") from None
+    if spec.agent is None and not spec.agents:
+        raise TaskFileError(str(path), "agent", "an 'agent' (or 'agents') section is required")
+    for task in spec.tasks:
+        spec.agent_spec(task.agent)
+    return spec
+
+
+def _import_output_type(task_file: TaskFile, ref: str) -> type[BaseModel]:
+    """``module:Class`` (importable) or ``path/to/file.py:Class`` (relative to the task file)."""
+    from .plugins import _import_file  # noqa: PLC0415
+
+    module_name, _, attr = ref.rpartition(":")
+    try:
+        if module_name.endswith(".py"):
+            module = _import_file((task_file.path.parent / module_name).resolve())
+        else:
+            module = importlib.import_module(module_name)
+        found = getattr(module, attr)
+    except Exception as exc:  # noqa: BLE001 - any import failure is a task file error
+        raise TaskFileError(str(task_file.path), "agent.output_type",
+                            f"'module:Class' or 'file.py:Class' that imports ({type(exc).__name__}: {exc})") from None
+    if not (isinstance(found, type) and issubclass(found, BaseModel)):
+        raise TaskFileError(str(task_file.path), "agent.output_type", f"a pydantic model class, got {ref}")
+    return found
+
+
+def build_agent(task_file: TaskFile, name: str | None = None, *, model: str | Model | None = None,
+                store: Store | None = None, variables: dict[str, Any] | None = None,
+                built: dict[str, Agent] | None = None) -> Agent:
+    """An ``Agent`` from a task file's agent section; unknown tool names are a ``TaskFileError``."""
+    from .plugins import discover  # noqa: PLC0415
+
+    spec = task_file.agent_spec(name)
+    built = {} if built is None else built
+    if spec.name in built:
+        return built[spec.name]
+    found = discover(task_file.resolve(task_file.tools_dir))
+    wanted = spec.tools if spec.tools is not None else list(found.tools)
+    unknown = [t for t in wanted if t not in found.tools]
+    if unknown:
+        skipped = "; ".join(f"{s.source}: {s.reason}" for s in found.skipped)
+        raise TaskFileError(str(task_file.path), f"agent {spec.name!r}.tools",
+                            f"unknown tool(s) {unknown}; available: {sorted(found.tools)}"
+                            + (f"; skipped plugins: {skipped}" if skipped else ""))
+    agent = Agent(
+        name=spec.name, instructions=spec.instructions, tools=[found.tools[t] for t in wanted],
+        model=model or spec.model, max_steps=spec.max_steps, max_tokens_total=spec.max_tokens_total,
+        context_budget=spec.context_budget, max_tool_output=spec.max_tool_output,
+        output_type=_import_output_type(task_file, spec.output_type) if spec.output_type else None,
+        model_settings=spec.model_settings, prompts=task_file.resolve(task_file.prompts),
+        variables={**spec.variables, **(variables or {})}, store=store,
+    )
+    built[spec.name] = agent
+    for other in spec.agents_as_tools:
+        agent.add_tool(build_agent(task_file, other, model=model, store=store, variables=variables,
+                                   built=built).as_tool())
+    return agent
+
+
+class Check(BaseModel):
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+def _expected_tools(task: TaskSpec) -> list[ToolExpectation]:
+    raw = task.expect_tool
+    items = [] if raw is None else raw if isinstance(raw, list) else [raw]
+    return [ToolExpectation(name=i) if isinstance(i, str) else i for i in items]
+
+
+def check_result(task: TaskSpec, results: list[RunResult], output_type: type[BaseModel] | None) -> list[Check]:
+    """The task's expectations against its runs (all turns for tools, the last turn for the answer)."""
+    import json  # noqa: PLC0415
+
+    last = results[-1]
+    calls = [(c, o) for r in results for s in r.steps for c, o in zip(s.actions, s.observations, strict=False)]
+    checks: list[Check] = []
+    if task.expect_status:
+        checks.append(Check(name=f"status is {task.expect_status}", passed=last.status == task.expect_status,
+                            detail=f"got {last.status}" + (f": {last.error}" if last.error else "")))
+    for want in _expected_tools(task):
+        def matches(call_args: str, want: ToolExpectation = want) -> bool:
+            try:
+                args = json.loads(call_args or "{}")
+            except ValueError:
+                return False
+            return isinstance(args, dict) and all(args.get(k) == v for k, v in want.arguments.items())
+        hit = any(c.name == want.name and o.ok and matches(c.arguments) for c, o in calls)
+        label = f"called {want.name}" + (f" with {want.arguments}" if want.arguments else "")
+        checks.append(Check(name=label, passed=hit, detail=f"calls: {[c.name for c, _ in calls]}"))
+    text = last.output.model_dump_json() if isinstance(last.output, BaseModel) else str(last.output or "")
+    wanted = task.expect_contains
+    for needle in [wanted] if isinstance(wanted, str) else wanted or []:
+        checks.append(Check(name=f"answer contains {needle!r}", passed=needle.lower() in text.lower(),
+                            detail=text[:200]))
+    if task.expect_matches:
+        checks.append(Check(name=f"answer matches /{task.expect_matches}/",
+                            passed=re.search(task.expect_matches, text) is not None, detail=text[:200]))
+    if task.expect_output:
+        ok = output_type is not None and isinstance(last.output, output_type)
+        checks.append(Check(name="output validates", passed=ok, detail=type(last.output).__name__))
+    return checks
+
+
+class TaskOutcome(BaseModel):
+    task: str
+    results: list[RunResult]
+    checks: list[Check]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+
+async def run_task(task_file: TaskFile, task: TaskSpec, *, model: str | Model | None = None,
+                   store: Store | None = None, variables: dict[str, Any] | None = None,
+                   on_event: Callable[[Any], None] | None = None) -> TaskOutcome:
+    """Run every input of one task on one session; then check the expectations."""
+    import uuid  # noqa: PLC0415
+
+    agent = build_agent(task_file, task.agent, model=model, store=store, variables=variables)
+    if on_event is not None:
+        agent.hooks.append(on_event)
+    session = task.session or f"{task.name}-{uuid.uuid4().hex[:8]}"
+    results = []
+    for text in task.inputs:
+        results.append(await agent.run(text, session=session, metadata={
+            "task_file": str(task_file.path.resolve()), "task": task.name}))
+        if results[-1].status == "error":
+            break
+    return TaskOutcome(task=task.name, results=results, checks=check_result(task, results, agent.output_type))
+

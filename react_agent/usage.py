@@ -1,0 +1,84 @@
+"""Tokens, latency and cost. Cost comes from a price table the user can extend; an unknown model
+has cost ``None`` — never a guess."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+__all__ = ["PRICES", "Price", "Usage", "price_for", "register_price"]
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+
+# Published list prices (USD per 1M tokens). Extend with ``register_price``.
+PRICES: dict[str, Price] = {
+    "gpt-4o": Price(2.50, 10.00, 1.25),
+    "gpt-4o-mini": Price(0.15, 0.60, 0.075),
+    "gpt-4.1": Price(2.00, 8.00, 0.50),
+    "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
+    "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
+    "o3-mini": Price(1.10, 4.40, 0.55),
+    "o4-mini": Price(1.10, 4.40, 0.275),
+    "gpt-5": Price(1.25, 10.00, 0.125),
+    "gpt-5-mini": Price(0.25, 2.00, 0.025),
+    "gpt-5-nano": Price(0.05, 0.40, 0.005),
+    "local": Price(0.0, 0.0, 0.0),  # the embedded llama.cpp model runs on this machine
+}
+
+
+def register_price(model: str, input: float, output: float, cached_input: float | None = None) -> None:
+    """Add or override a model's price (USD per million tokens)."""
+    PRICES[model] = Price(input, output, cached_input)
+
+
+def price_for(model: str) -> Price | None:
+    """Exact name first, then the longest known prefix (``gpt-4o-mini-2024-07-18`` → ``gpt-4o-mini``)."""
+    if model in PRICES:
+        return PRICES[model]
+    best = max((name for name in PRICES if model.startswith(name + "-")), key=len, default=None)
+    return PRICES[best] if best else None
+
+
+class Usage(BaseModel):
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    latency_ms: float = 0.0
+    cost_usd: float | None = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def of_request(
+        cls, model: str, prompt: int, completion: int, cached: int, latency_ms: float
+    ) -> Usage:
+        price = price_for(model)
+        cost = None
+        if price is not None:
+            cached_rate = price.cached_input if price.cached_input is not None else price.input
+            cost = ((prompt - cached) * price.input + cached * cached_rate + completion * price.output) / 1e6
+        return cls(
+            requests=1, prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
+            latency_ms=latency_ms, cost_usd=cost,
+        )
+
+    def add(self, other: Usage) -> None:
+        """Accumulate in place; cost stays ``None`` once any part of it is unknown."""
+        self.requests += other.requests
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cached_tokens += other.cached_tokens
+        self.latency_ms += other.latency_ms
+        self.cost_usd = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
