@@ -18,6 +18,7 @@ from .model import Model, resolve_model
 from .prompts import Prompts
 from .steps import Event, RunEnd, RunResult, RunStart, StepEnd, TextDelta, ToolEnd, ToolStart
 from .tools import Tool, ToolContext, tool
+from .usage import Usage
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -192,9 +193,12 @@ class Agent:
                                      "status": "running", "model": self.model.name, "variables": variables,
                                      **(metadata or {})})
         assert run_id is not None and session is not None
+        usage = Usage()
+        for step in steps:  # a resumed run goes on counting (and budgeting) from its journaled steps
+            usage.add(step.usage)
         return RunState(agent=self, run_id=run_id, session=session, store=store,
                         system=self.system_prompt(variables), history=store.messages(session), steps=steps,
-                        depth=depth)
+                        depth=depth, usage=usage)
 
     def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
         """This agent as a tool another agent can call; the nested run shares the store and its usage

@@ -7,23 +7,19 @@ on stderr and exit code 2; a failed check is exit code 1.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import dataclasses
 import json
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .memory import Store
-    from .tasks import TaskFile, TaskOutcome
+    from .recording import Mode
+    from .tasks import TaskOutcome
 
 __all__ = ["main"]
 
@@ -118,7 +114,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"no task named {args.task} in {args.taskfile}; tasks: {[t.name for t in task_file.tasks]}")
     console = _console(quiet=args.json)
     started = time.perf_counter()
-    mode = "record" if args.record else "replay" if args.replay else None
+    mode = _mode(args)
+    from .runner import run_one  # noqa: PLC0415
+
     outcomes = [run_one(task_file, task, mode=mode, cassettes=args.cassettes, model=args.model, console=console,
                         quiet=args.json) for task in selected]
     if args.json:
@@ -128,51 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(o.passed for o in outcomes) else 1
 
 
-def cassette_path(folder: Path, task_file: TaskFile, task_name: str, trial: int | None = None) -> Path:
-    suffix = "" if trial is None else f".trial{trial}"
-    return folder / task_file.path.stem / f"{task_name}{suffix}.yaml"
-
-
-def run_one(task_file: TaskFile, task: Any, *, mode: str | None, cassettes: Path, model: str | None,
-            console: Console, quiet: bool, trial: int | None = None) -> TaskOutcome:
-    """One task, live or through a cassette. Recorded and replayed runs get a fresh store and state."""
-    from .memory import Store  # noqa: PLC0415
-    from .report import TracePrinter  # noqa: PLC0415
-    from .tasks import run_task  # noqa: PLC0415
-
-    printer = None if quiet else TracePrinter(console)
-    if mode is None:
-        return asyncio.run(run_task(task_file, task, model=model, on_event=printer))
-    from .model import resolve_model  # noqa: PLC0415
-    from .recording import cassette, replay_model  # noqa: PLC0415
-
-    path = cassette_path(cassettes, task_file, task.name, trial)
-    spec_model = model or task_file.agent_spec(task.agent).model
-    with tempfile.TemporaryDirectory(prefix="react_agent_") as scratch, _state_env(Path(scratch) / "state"):
-        store: Store = Store(Path(scratch) / "store")
-        live_model = None if mode == "replay" else resolve_model(spec_model)
-        with cassette(path, mode, live_model.name if live_model else None) as tape:  # type: ignore[arg-type]
-            chosen = replay_model(tape.model) if mode == "replay" else live_model
-            outcome = asyncio.run(run_task(task_file, task, model=chosen, store=store,
-                                           variables={"today": tape.today}, on_event=printer))
-        store.close()
-    if mode == "record" and not quiet:
-        console.print(f"  [dim]recorded {path}[/]")
-    return outcome
-
-
-@contextlib.contextmanager
-def _state_env(path: Path) -> Iterator[None]:
-    """Point tools' state dir at a fresh folder for the duration of a recorded/replayed run."""
-    old = os.environ.get("REACT_AGENT_STATE_DIR")
-    os.environ["REACT_AGENT_STATE_DIR"] = str(path)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("REACT_AGENT_STATE_DIR", None)
-        else:
-            os.environ["REACT_AGENT_STATE_DIR"] = old
+def _mode(args: argparse.Namespace) -> Mode | None:
+    return "record" if args.record else "replay" if args.replay else None
 
 
 def _outcome_json(outcome: TaskOutcome) -> dict[str, Any]:
@@ -284,9 +239,21 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import run_eval  # noqa: PLC0415
+    from .evaluate import evaluate, print_report  # noqa: PLC0415
+    from .tasks import load_task_file  # noqa: PLC0415
 
-    return run_eval(args)
+    if args.trials < 1:
+        from .errors import UserError  # noqa: PLC0415
+
+        raise UserError(f"--trials must be at least 1, got {args.trials}")
+    console = _console(quiet=args.json)
+    report = evaluate(load_task_file(args.suite), trials=args.trials, mode=_mode(args), cassettes=args.cassettes,
+                      model=args.model, console=console, quiet=args.json)
+    if args.json:
+        _dump(report.model_dump(mode="json"))
+    else:
+        print_report(console, report)
+    return 0 if report.accuracy == 1.0 else 1
 
 
 COMMANDS = {"run": cmd_run, "chat": cmd_chat, "tools": cmd_tools, "sessions": cmd_sessions,

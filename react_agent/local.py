@@ -125,6 +125,23 @@ class LocalServer:
 _servers: dict[Path, LocalServer] = {}
 
 
+def observations_as_user_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """llama-cpp-python's ``chatml-function-calling`` template drops ``tool`` messages from the
+    prompt, so the model never sees a result and calls the tool again. Send each result as a user
+    message naming the call instead; the stored history keeps the real tool messages."""
+    names: dict[str, str] = {}
+    out = []
+    for message in messages:
+        for call in message.get("tool_calls") or ():
+            names[call["id"]] = call["function"]["name"]
+        if message["role"] == "tool":
+            name = names.get(message.get("tool_call_id", ""), "tool")
+            out.append({"role": "user", "content": f"Result of functions.{name}:\n{message['content']}"})
+        else:
+            out.append(message)
+    return out
+
+
 class LocalModel(OpenAIModel):
     """SmolLM2 (or any GGUF) through a llama.cpp server this process owns.
 
@@ -139,6 +156,10 @@ class LocalModel(OpenAIModel):
         super().__init__(LOCAL_NAME, base_url=base_url, api_key="local", max_retries=0, timeout=timeout,
                          stream_usage=True, price_as=LOCAL_NAME)
         self.server: LocalServer | None = None
+
+    def _body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+              settings: dict[str, Any], stream: bool) -> dict[str, Any]:
+        return super()._body(observations_as_user_messages(messages), tools, settings, stream)
 
     async def _post(self, body: dict[str, Any], stream: bool) -> Any:
         if self.base_url is None:
