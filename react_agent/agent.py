@@ -17,7 +17,7 @@ from .memory import Store
 from .model import Model, resolve_model
 from .prompts import Prompts
 from .steps import Event, RunEnd, RunResult, RunStart, StepEnd, TextDelta, ToolEnd, ToolStart
-from .tools import Tool, ToolContext, tool
+from .tools import Tool, ToolContext, answer_tool, tool
 from .usage import Usage
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class Agent:
         system_template: str = "react_system.j2",
         store: Store | str | Path | None = None,
         hooks: Iterable[Hook] = (),
+        answer_tool: bool | None = None,
     ) -> None:
         self.name = name
         self.instructions = instructions
@@ -77,6 +78,7 @@ class Agent:
         self.system_template = system_template
         self.store = store if isinstance(store, Store) else Store(store)
         self.hooks = list(hooks)
+        self._answer_tool = answer_tool
         self.tools: dict[str, Tool] = {}
         for item in tools:
             self.add_tool(item if isinstance(item, Tool) else tool(item))
@@ -100,8 +102,21 @@ class Agent:
         return resolve_model(self._model_spec, base_url=self._base_url, api_key=self._api_key)
 
     @cached_property
+    def answer_tool(self) -> Tool | None:
+        """The ``final_answer`` tool, when the final answer is given by a tool call instead of text.
+
+        On by default for models that prefer it (the local llama.cpp server cannot emit text when
+        tools are offered); ``Agent(answer_tool=True/False)`` decides otherwise. With an
+        ``output_type`` the tool's parameters are that type's schema."""
+        wanted = self._answer_tool
+        if wanted is None:
+            wanted = bool(self.tools) and getattr(self.model, "prefers_answer_tool", False)
+        return answer_tool(self.output_type) if wanted else None
+
+    @cached_property
     def tool_schemas(self) -> list[dict[str, Any]]:
-        return [t.schema() for t in self.tools.values()]
+        extra = [self.answer_tool.schema()] if self.answer_tool else []
+        return [*(t.schema() for t in self.tools.values()), *extra]
 
     @cached_property
     def tool_schema_tokens(self) -> int:
@@ -116,9 +131,13 @@ class Agent:
 
             schema = json.dumps(self.output_type.model_json_schema())
         values.setdefault("today", date.today().isoformat())  # a replay pins the recorded date
+        reserved = {"agent_name", "instructions", "tools", "output_schema", "answer_tool"} & set(values)
+        if reserved:
+            raise UserError(f"template variables {sorted(reserved)} are reserved for the system prompt")
         return self.prompts.render(
             self.system_template, agent_name=self.name, instructions=instructions,
-            tools=list(self.tools.values()), output_schema=schema, **values,
+            tools=list(self.tools.values()), output_schema=schema,
+            answer_tool=self.answer_tool.name if self.answer_tool else None, **values,
         )
 
     # -- running ----------------------------------------------------------------------------------

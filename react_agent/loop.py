@@ -33,7 +33,7 @@ from .steps import (
     ToolEnd,
     ToolStart,
 )
-from .tools import Tool, ToolContext, ToolOutcome
+from .tools import Tool, ToolContext, ToolOutcome, describe_validation_error
 from .usage import Usage
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ class Stop:
 
 
 NextStep = RunAgain | FinalOutput | Stop
+_NO_ANSWER: Any = object()
 
 
 @dataclass
@@ -74,9 +75,9 @@ class RunState:
     steps: list[Step]
     depth: int = 0
     usage: Usage = field(default_factory=Usage)
-    failures: dict[str, int] = field(default_factory=dict)
-    last_call: str | None = None
-    repeats: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # consecutive failures per tool name
+    streaks: dict[str, int] = field(default_factory=dict)  # call signature -> turns in a row it was made
+    final: Any = _NO_ANSWER  # set when the model calls the answer tool with valid arguments
     output_retries: int = 0
     dropped_note: str | None = None
     started: float = field(default_factory=time.perf_counter)
@@ -188,6 +189,8 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bo
     context = ToolContext(state.run_id, state.session, agent.name, step.index, state.depth)
     outcomes: dict[int, ToolOutcome] = {}
     runnable: list[tuple[int, RawToolCall, Tool]] = []
+    streaks = _update_streaks(state, calls)
+    answer_tool = agent.answer_tool
     for i, call in enumerate(calls):
         yield ToolStart(step.actions[i], step.index)
         stored = state.store.tool_result(state.session, call.id) if resumed else None
@@ -195,8 +198,11 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bo
             outcomes[i] = ToolOutcome(stored["kind"], stored["content"])
         elif not run:
             outcomes[i] = ToolOutcome("skipped", "Not run: the run stopped (token budget or interruption).")
-        elif (looped := _repeat_check(state, call)) is not None:
-            outcomes[i] = looped
+        elif streaks[i] >= agent.loop_limit:
+            outcomes[i] = ToolOutcome("loop", f"Not run: {call.name} was called with the same arguments in "
+                                              f"{streaks[i]} turns in a row.")
+        elif answer_tool is not None and call.name == answer_tool.name:
+            outcomes[i] = _take_answer(state, step, answer_tool, call)
         elif (known := agent.tools.get(call.name)) is None:
             outcomes[i] = ToolOutcome("unknown_tool", (
                 f"There is no tool named {call.name!r}. Available tools: {', '.join(agent.tools) or 'none'}."))
@@ -222,7 +228,9 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bo
         outcome = outcomes[i]
         step.observations.append(_observation(call, outcome))
         state.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
-        if outcome.kind not in ("ok", "skipped", "loop"):
+        if outcome.ok:
+            state.failures.pop(call.name, None)
+        elif outcome.kind not in ("skipped", "loop"):
             state.failures[call.name] = state.failures.get(call.name, 0) + 1
 
 
@@ -230,22 +238,35 @@ def _observation(call: RawToolCall, outcome: ToolOutcome) -> Observation:
     return Observation(call_id=call.id, tool=call.name, kind=outcome.kind, content=outcome.content, ms=outcome.ms)
 
 
-def _repeat_check(state: RunState, call: RawToolCall) -> ToolOutcome | None:
-    """Count identical consecutive calls; the ``loop_limit``-th one is not run."""
+def _update_streaks(state: RunState, calls: list[RawToolCall]) -> list[int]:
+    """For each call, in how many consecutive turns (this one included) the same call was made.
+    Identical calls inside one turn count once: a turn may fan out the same call on purpose."""
+    signatures = [f"{c.name}:{_normal_arguments(c.arguments)}" for c in calls]
+    state.streaks = {sig: state.streaks.get(sig, 0) + 1 for sig in set(signatures)}
+    return [state.streaks[sig] for sig in signatures]
+
+
+def _normal_arguments(raw: str) -> str:
     try:
-        normal = json.dumps(json.loads(call.arguments or "{}"), sort_keys=True)
+        return json.dumps(json.loads(raw or "{}"), sort_keys=True)
     except ValueError:
-        normal = call.arguments
-    signature = f"{call.name}:{normal}"
-    state.repeats = state.repeats + 1 if signature == state.last_call else 1
-    state.last_call = signature
-    if state.repeats >= state.agent.loop_limit:
-        return ToolOutcome("loop", f"Not run: {call.name} was called {state.repeats} times in a row with the "
-                                   "same arguments.")
-    return None
+        return raw
+
+
+def _take_answer(state: RunState, step: Step, answer_tool: Tool, call: RawToolCall) -> ToolOutcome:
+    """The model called the answer tool: its validated arguments are the run's output."""
+    try:
+        parsed = answer_tool.validate(call.arguments)
+    except ValidationError as exc:
+        return ToolOutcome("invalid_arguments", describe_validation_error(answer_tool, call.arguments, exc))
+    state.final = parsed if state.agent.output_type else parsed.model_dump()["answer"]
+    step.answer = parsed.model_dump_json() if state.agent.output_type else str(state.final)
+    return ToolOutcome("ok", "Final answer recorded.")
 
 
 def _after_actions(state: RunState, step: Step) -> NextStep:
+    if state.final is not _NO_ANSWER:
+        return FinalOutput(state.final)
     if any(obs.kind == "loop" for obs in step.observations):
         return Stop("loop_detected", output=_best_partial(state, step))
     for name, count in state.failures.items():

@@ -13,13 +13,13 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, get_type_hints, overload
+from typing import Annotated, Any, Literal, TypeVar, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .errors import ModelRetry, PluginError
 
-__all__ = ["Tool", "ToolContext", "ToolOutcome", "tool"]
+__all__ = ["ANSWER_TOOL", "Tool", "ToolContext", "ToolOutcome", "answer_tool", "tool"]
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters)\s*:\s*$")
@@ -209,7 +209,7 @@ def _build_args_model(
 ) -> tuple[type[BaseModel], str | None]:
     signature = inspect.signature(fn)
     try:
-        hints = get_type_hints(fn)
+        hints = get_type_hints(fn, include_extras=True)  # keep Annotated[...] constraints
     except Exception as exc:
         raise PluginError(f"{name}", f"type hints cannot be resolved: {exc}") from exc
     fields: dict[str, Any] = {}
@@ -266,3 +266,22 @@ def tool(
     if fn is not None:
         return build(fn)
     return build
+
+
+ANSWER_TOOL = "final_answer"
+
+
+def answer_tool(output_type: type[BaseModel] | None = None) -> Tool:
+    """The tool a model calls to finish: ``final_answer(answer)``, or with ``output_type``'s fields."""
+    if output_type is None:
+        def final_answer(answer: Annotated[str, Field(min_length=1)]) -> str:
+            """Give the final answer to the user. Call this once you know the answer; it ends the task.
+
+            Args:
+                answer: the complete final answer, in plain words.
+            """
+            return answer
+
+        return tool(final_answer)
+    return Tool(fn=output_type, name=ANSWER_TOOL, args_model=output_type,
+                description="Give the final answer to the user, as these fields; this ends the task.")
