@@ -9,6 +9,7 @@ errors inside a stream) and fails with a clear ``ModelHTTPError`` / ``Unexpected
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -218,10 +219,20 @@ class OpenAIModel:
         self.stream_usage = stream_usage
         self.price_as = price_as or self.name
         self._client: AsyncOpenAI | None = None
+        self._client_loop: object = None  # the event loop ``_client`` was created on
 
     @property
     def client(self) -> AsyncOpenAI:
-        if self._client is None:
+        """The SDK client for the running event loop.
+
+        An ``AsyncOpenAI`` keeps its connection pool on the loop it first ran on; once that loop is
+        closed (``asyncio.run`` / ``run_sync`` again) the pool is unusable, so a new loop gets a new
+        client. Comparing the loop's identity keeps this to one call per request."""
+        try:
+            loop: object = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (e.g. building the client up front): keep whatever we have
+            loop = self._client_loop
+        if self._client is None or loop is not self._client_loop:
             import openai  # noqa: PLC0415 - openai costs ~1 s to import; only when a request is made
 
             self._client = openai.AsyncOpenAI(
@@ -230,6 +241,7 @@ class OpenAIModel:
                 max_retries=self.max_retries,
                 timeout=self.timeout,
             )
+            self._client_loop = loop
         return self._client
 
     def _body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],

@@ -7,11 +7,14 @@ to the model and the validation of the model's arguments both come from that sam
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import json
 import re
+import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar, get_type_hints, overload
 
@@ -29,6 +32,20 @@ _SPHINX_PARAM = re.compile(r"^\s*:param\s+(?:\w+\s+)?(\w+)\s*:\s*(.*)$")
 _SPHINX_OTHER = re.compile(r"^\s*:(returns?|rtype|raises?|yields?|type)\b")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+TOOL_THREADS = 64  # sync tools run here; asyncio's default pool (min(32, cpus + 4)) queues an 8-call turn
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def tool_executor() -> ThreadPoolExecutor:
+    """The thread pool sync tools run in, created on first use and shared by every agent."""
+    global _executor  # noqa: PLW0603 - one lazily created pool per process
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(max_workers=TOOL_THREADS, thread_name_prefix="react-agent-tool")
+    return _executor
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +143,7 @@ class Tool:
     context_param: str | None = None
     _schema: dict[str, Any] | None = field(default=None, repr=False)
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.fn)
 
@@ -159,15 +176,22 @@ class Tool:
             call_args[self.context_param] = context
         loop = asyncio.get_running_loop()
         started = loop.time()
+        deadline = asyncio.timeout(self.timeout)
         try:
-            if self.is_async:
-                value = await asyncio.wait_for(self.fn(**call_args), self.timeout)
-            else:
-                call = functools.partial(self.fn, **call_args)
-                value = await asyncio.wait_for(asyncio.to_thread(call), self.timeout)
-        except TimeoutError:
-            return ToolOutcome(
-                "timeout", f"Tool {self.name!r} timed out after {self.timeout:g}s.", arguments,
+            async with deadline:
+                if self.is_async:
+                    value = await self.fn(**call_args)
+                else:  # in a thread of our own pool, with the caller's contextvars
+                    run = functools.partial(contextvars.copy_context().run, self.fn, **call_args)
+                    value = await loop.run_in_executor(tool_executor(), run)
+        except TimeoutError as exc:
+            if deadline.expired():
+                return ToolOutcome(
+                    "timeout", f"Tool {self.name!r} timed out after {self.timeout:g}s.", arguments,
+                    ms=(loop.time() - started) * 1000,
+                )
+            return ToolOutcome(  # the tool itself raised TimeoutError: an error like any other
+                "tool_error", f"Tool {self.name!r} raised {type(exc).__name__}: {exc}", arguments,
                 ms=(loop.time() - started) * 1000,
             )
         except ModelRetry as retry:

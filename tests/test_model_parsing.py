@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import httpx2
+import openai
 import pytest
 
-from react_agent import ModelHTTPError, UnexpectedModelBehavior
+from react_agent import Agent, ModelHTTPError, UnexpectedModelBehavior, tool
 from react_agent.model import ModelResponse, OpenAIModel, RawToolCall, StreamAccumulator, parse_completion, sse_payloads
 
 
@@ -182,3 +185,37 @@ def test_request_body():
                     "tools": tools, "tool_choice": "auto", "stream": True, "stream_options": {"include_usage": True}}
     assert "tools" not in model._body([], [], {}, stream=False)
     assert "stream" not in model._body([], [], {}, stream=False)
+
+
+def test_run_sync_twice_gets_a_client_for_each_event_loop(monkeypatch):
+    """``AsyncOpenAI`` is bound to the loop it first ran on; a second ``run_sync`` (a new loop) must not
+    reuse it ("Event loop is closed"). The mock transport fails the same way if used from another loop."""
+    real_client = openai.AsyncOpenAI
+    created: list[asyncio.AbstractEventLoop] = []
+
+    def client_on_this_loop(**kwargs):
+        loop = asyncio.get_running_loop()
+        created.append(loop)
+
+        def handler(request: httpx2.Request) -> httpx2.Response:
+            if asyncio.get_running_loop() is not loop or loop.is_closed():
+                raise RuntimeError("Event loop is closed")
+            done = sum(m["role"] == "tool" for m in json.loads(request.content)["messages"])
+            call = {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'}}
+            message = {"content": "3"} if done else {"content": None, "tool_calls": [call]}
+            return httpx2.Response(200, json=completion(message, {"prompt_tokens": 5, "completion_tokens": 1}))
+
+        return real_client(**kwargs, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+
+    monkeypatch.setattr(openai, "AsyncOpenAI", client_on_this_loop)
+
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    agent = Agent(tools=[add], model=OpenAIModel("gpt-4o-mini", base_url="http://mock/v1", api_key="x", max_retries=0))
+    first = agent.run_sync("1 + 2?")
+    second = agent.run_sync("1 + 2 again?")
+    assert (first.status, first.output, second.status, second.output) == ("completed", "3", "completed", "3")
+    assert len(created) == 2 and created[0] is not created[1]  # one client per loop, not one per request

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import threading
 import time
 from typing import Literal
 
@@ -168,6 +170,47 @@ async def test_invoke_turns_failures_into_outcomes():
     assert (asked.kind, asked.content) == ("retry", "use a number above 7")
     late = await slow_sync.invoke('{"n": 1}')
     assert (late.kind, late.content) == ("timeout", "Tool 'slow_sync' timed out after 0.1s.")
+
+
+async def test_a_timeout_error_raised_by_the_tool_is_a_tool_error_not_a_timeout():
+    @tool(timeout=5)
+    async def flaky(n: int) -> int:
+        """Its own backend timed out."""
+        raise TimeoutError("upstream took too long")
+
+    @tool(timeout=5)
+    def flaky_sync(n: int) -> int:
+        """Same, in a thread."""
+        raise TimeoutError("upstream took too long")
+
+    @tool(timeout=0.05)
+    async def slow(n: int) -> int:
+        """Really too slow."""
+        await asyncio.sleep(1)
+        return n
+
+    for t in (flaky, flaky_sync):
+        got = await t.invoke('{"n": 1}')
+        assert (got.kind, got.content) == ("tool_error", f"Tool {t.name!r} raised TimeoutError: upstream took too long")
+    late = await slow.invoke('{"n": 1}')
+    assert (late.kind, late.content) == ("timeout", "Tool 'slow' timed out after 0.05s.")
+
+
+async def test_eight_sync_tools_run_at_once_in_the_tool_pool_with_the_callers_contextvars():
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
+
+    @tool
+    def nap(n: int) -> str:
+        """Sleeps 0.2 s."""
+        time.sleep(0.2)
+        return f"{request_id.get()} {threading.current_thread().name.split('_')[0]}"
+
+    request_id.set("req-7")
+    started = time.perf_counter()
+    outcomes = await asyncio.gather(*(nap.invoke(f'{{"n": {i}}}') for i in range(8)))
+    elapsed = time.perf_counter() - started
+    assert {o.content for o in outcomes} == {"req-7 react-agent-tool"}
+    assert elapsed < 0.35, f"8 parallel sync tools took {elapsed:.2f} s: they did not all run at once"
 
 
 async def test_context_is_passed_to_the_tool():
