@@ -11,6 +11,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, PrivateAttr
+
 from .errors import UserError
 from .log import logger
 from .memory import Store
@@ -21,11 +23,9 @@ from .tools import Tool, ToolContext, answer_tool, tool
 from .usage import Usage
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     from .loop import RunState
 
-__all__ = ["Agent", "Hook"]
+__all__ = ["Agent", "DelegationReport", "Hook"]
 
 Hook = Callable[[Event], Awaitable[None] | None]
 
@@ -224,10 +224,10 @@ class Agent:
         shows in the observation."""
         agent = self
 
-        async def delegate(request: str, context: ToolContext) -> str:
+        async def delegate(request: str, context: ToolContext) -> DelegationReport:
             session = f"{context.session}/{agent.name}" if context else None
             result = await agent.run(request, session=session, _depth=(context.depth + 1) if context else 1)
-            return _delegation_report(agent, result)
+            return DelegationReport.of(result)
 
         delegate.__doc__ = description or f"Ask the {agent.name} agent. Args:\n    request: what to ask it."
         built = tool(name=name or f"ask_{agent.name}")(delegate)
@@ -235,13 +235,30 @@ class Agent:
         return built
 
 
-def _delegation_report(agent: Agent, result: RunResult) -> str:
-    import json  # noqa: PLC0415
+class DelegationReport(BaseModel):
+    """What a delegating agent's model sees of a nested run (its JSON). The loop takes the full
+    ``RunResult`` from ``run`` and lists it in the parent's ``RunResult.children``."""
 
-    output = result.output.model_dump(mode="json") if hasattr(result.output, "model_dump") else result.output
-    return json.dumps({"agent": agent.name, "status": result.status, "output": output,
-                       "run_id": result.run_id, "tokens": result.usage.total_tokens,
-                       "cost_usd": result.usage.cost_usd})
+    agent: str
+    status: str
+    output: Any = None
+    run_id: str
+    tokens: int  # the nested run's total, its own nested runs included
+    cost_usd: float | None
+    _run: RunResult | None = PrivateAttr(None)
+
+    @property
+    def run(self) -> RunResult | None:
+        return self._run
+
+    @classmethod
+    def of(cls, result: RunResult) -> DelegationReport:
+        output = result.output.model_dump(mode="json") if isinstance(result.output, BaseModel) else result.output
+        total = result.total_usage
+        report = cls(agent=result.agent, status=result.status, output=output, run_id=result.run_id,
+                     tokens=total.total_tokens, cost_usd=total.cost_usd)
+        report._run = result
+        return report
 
 
 def _last_run(store: Store, session: str | None) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from .agent import DelegationReport
 from .context import estimate_tokens, fit, truncate
 from .errors import ReactAgentError, RunError, ToolRetriesExceeded
 from .model import ModelResponse, RawToolCall
@@ -80,6 +81,7 @@ class RunState:
     final: Any = _NO_ANSWER  # set when the model calls the answer tool with valid arguments
     output_retries: int = 0
     dropped_note: str | None = None
+    children: list[RunResult] = field(default_factory=list)  # nested runs of agents called as tools
     started: float = field(default_factory=time.perf_counter)
 
     def append(self, message: dict[str, Any]) -> None:
@@ -211,6 +213,8 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bo
 
     async def invoke(i: int, call: RawToolCall, tool: Tool) -> tuple[int, ToolOutcome]:
         outcome = await tool.invoke(call.arguments, context)
+        if isinstance(outcome.value, DelegationReport) and outcome.value.run is not None:
+            state.children.append(outcome.value.run)
         outcome.content = truncate(outcome.content, agent.max_tool_output)
         state.store.save_tool_result(state.session, call.id, {"kind": outcome.kind, "content": outcome.content})
         return i, outcome
@@ -367,7 +371,7 @@ def _result(state: RunState, end: FinalOutput | Stop) -> RunResult:
         run_id=state.run_id, agent=agent.name, session=state.session, model=agent.model.name, status=status,
         output=end.output, steps=state.steps, usage=state.usage,
         error=str(error) if error else None, error_type=type(error).__name__ if error else None,
-        ms=(time.perf_counter() - state.started) * 1000,
+        ms=(time.perf_counter() - state.started) * 1000, children=state.children,
     )
     output = end.output.model_dump(mode="json") if isinstance(end.output, BaseModel) else end.output
     state.store.update_run(state.run_id, status=status, output=output, error=result.error,

@@ -75,10 +75,19 @@ class RunResult(BaseModel):
     error: str | None = None
     error_type: str | None = None
     ms: float = 0.0
+    children: list[RunResult] = Field(default_factory=list)  # runs of agents this run called as tools
 
     @property
     def tool_calls(self) -> list[ToolCall]:
         return [call for step in self.steps for call in step.actions]
+
+    @property
+    def total_usage(self) -> Usage:
+        """``usage`` (this run's own model calls) plus the nested runs' total usage."""
+        total = self.usage.model_copy()
+        for child in self.children:
+            total.add(child.total_usage)
+        return total
 
 
 @dataclass(frozen=True, slots=True)
