@@ -66,6 +66,12 @@ def body_differences(recorded: Any, live: Any, path: str = "", limit: int = 5) -
                 walk(x, y, f"{where}[{i}]")
             if len(a) != len(b):
                 out.append(f"{where}: recorded {len(a)} items, now {len(b)}")
+        elif isinstance(a, str) and isinstance(b, str):
+            if a != b:
+                at = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+                start = max(0, at - 30)
+                out.append(f"{where or 'body'} (from character {at}): recorded {short(a[start:at + 60])}, "
+                           f"now {short(b[start:at + 60])}")
         elif a != b:
             out.append(f"{where or 'body'}: recorded {short(a)}, now {short(b)}")
 
@@ -80,6 +86,8 @@ def _json_body_matcher(r1: Any, r2: Any) -> None:
 
 
 def _strip_request(request: Any) -> Any:
+    if request.method == "GET" and request.path.endswith("/models"):
+        return None  # the local server's health check: not part of the run, not replayed
     for name in list(request.headers):
         if name.lower() not in KEPT_HEADERS:
             del request.headers[name]
@@ -111,7 +119,6 @@ def make_vcr(mode: Mode) -> Any:
         before_record_request=_strip_request,
         before_record_response=_strip_response,
         decode_compressed_response=True,
-        allow_playback_repeats=False,
     )
     recorder.register_matcher("json_body", _json_body_matcher)
     return recorder
@@ -132,6 +139,9 @@ class Cassette:
         live = _json(failed.body) if failed is not None else None
         if played < len(self.raw.requests):
             recorded = _json(self.raw.requests[played].body)
+            if self.raw.requests[played].method != getattr(failed, "method", "POST"):
+                return ReplayMismatchError(str(self.path), played + 1, [
+                    f"method: recorded {self.raw.requests[played].method}, now {getattr(failed, 'method', '?')}"])
             differences = body_differences(recorded, live) or ["method or path differ"]
         else:
             differences = [f"the recording holds {len(self.raw.requests)} requests; the run made more"]

@@ -1,0 +1,93 @@
+"""The CLI end to end: replaying shipped cassettes, clear one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from react_agent.cli import main
+from react_agent.recording import body_differences
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch copy of the parts of the repo a task run reads, as the working directory."""
+    for part in ("tasks", "prompts", "tools", "cassettes", "demo"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_replay_of_the_quickstart_passes_its_checks(repo_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "tasks/quickstart.yaml", "--replay", "--json"]) == 0
+    outcomes = json.loads(capsys.readouterr().out)
+    assert [o["task"] for o in outcomes] == ["multiply", "convert-distance"]
+    first_call = outcomes[0]["runs"][0]["steps"][0]["actions"][0]
+    assert first_call["name"] == "calculate" and json.loads(first_call["arguments"]) == {"expression": "1234 * 5678"}
+    assert outcomes[0]["runs"][0]["steps"][0]["observations"][0]["content"] == "1234 * 5678 = 7006652"
+
+
+def test_a_diverging_replay_names_the_request_and_field(repo_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    template = repo_copy / "prompts" / "calculator.j2"
+    template.write_text(template.read_text() + "\nBe brief.\n")
+    assert main(["run", "tasks/quickstart.yaml", "--replay", "--task", "multiply"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "diverged at request #1" in err[0] and "messages[0].content" in err[0] and "Be brief." in err[0]
+
+
+def test_replay_without_a_cassette_says_how_to_record(repo_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.rmtree(repo_copy / "cassettes" / "quickstart")
+    assert main(["run", "tasks/quickstart.yaml", "--replay"]) == 2
+    assert "record it first with --record" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("agent: [\n", "not valid YAML"),
+    ("agent:\n  name: x\n  max_steps: zero\ntasks:\n  - name: a\n    input: hi\n", "agent.max_steps"),
+    ("agent:\n  name: x\ntasks: []\n", "tasks"),
+    ("agent:\n  name: x\n  tools: [nope]\ntools_dir: tools\ntasks:\n  - name: a\n    input: hi\n", "unknown tool"),
+    ("agent:\n  name: x\n  colour: red\ntasks:\n  - name: a\n    input: hi\n", "agent.colour"),
+])
+def test_bad_task_files_get_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               content: str, expected: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and expected in err
+
+
+def test_a_bad_flag_exits_2() -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--no-such-flag", "x.yaml"])
+    assert exc.value.code == 2
+
+
+def test_tools_lists_what_was_found_and_what_was_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "good.py").write_text('from react_agent import tool\n\n@tool\ndef ping() -> str:\n    """Ping."""\n'
+                                      '    return "pong"\n')
+    (tmp_path / "broken.py").write_text("import does_not_exist\n")
+    assert main(["tools", "--plugins", str(tmp_path), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in listing["tools"]] == ["ping"]
+    assert listing["skipped"][0]["source"].endswith("broken.py")
+    assert "ModuleNotFoundError" in listing["skipped"][0]["reason"]
+
+
+def test_sessions_show_of_an_unknown_session_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sessions", "show", "nope"]) == 2
+    assert capsys.readouterr().err.strip() == "error: no session 'nope' (see `sessions list`)"
+
+
+def test_body_differences_points_at_the_field() -> None:
+    recorded = {"model": "m", "messages": [{"role": "user", "content": "hello there"}]}
+    live = {"model": "m", "messages": [{"role": "user", "content": "hello world"}], "stream": True}
+    diffs = body_differences(recorded, live)
+    assert any(d.startswith("messages[0].content") for d in diffs)
+    assert "stream: not recorded, now true" in diffs
