@@ -120,7 +120,9 @@ class Agent:
 
     @cached_property
     def tool_schema_tokens(self) -> int:
-        return sum(len(str(s)) for s in self.tool_schemas) // 4
+        from .context import CHARS_PER_TOKEN, json_size  # noqa: PLC0415
+
+        return -(-json_size(self.tool_schemas) // CHARS_PER_TOKEN)
 
     def system_prompt(self, variables: dict[str, Any] | None = None) -> str:
         values = {**self.variables, **(variables or {})}

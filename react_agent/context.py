@@ -8,10 +8,11 @@ what was dropped is replaced by one note (or a summary, when the agent asks for 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["estimate_tokens", "fit", "split_units", "truncate"]
+__all__ = ["estimate_tokens", "fit", "json_size", "split_units", "truncate"]
 
 CHARS_PER_TOKEN = 4  # a conservative average for English and JSON with BPE tokenizers
 
@@ -24,12 +25,29 @@ def truncate(text: str, limit: int) -> str:
     return f"{text[:limit]}\n[... truncated: {cut} of {len(text)} characters cut ...]"
 
 
+def json_size(value: Any) -> int:
+    """About how many bytes ``value`` takes in the request body (compact JSON, as the SDK sends it),
+    without serializing it: UTF-8 string lengths plus quotes, the usual escapes (quote, backslash,
+    newline, tab, CR) and the JSON punctuation. Rarer escapes (other control characters) are not counted."""
+    if isinstance(value, str):
+        size = len(value) if value.isascii() else len(value.encode())
+        escaped = value.count('"') + value.count("\\") + value.count("\n") + value.count("\t") + value.count("\r")
+        return size + 2 + escaped
+    if isinstance(value, dict):  # {"key":value,...}: quotes and colon per key, commas, braces
+        size = 1 + len(value) if value else 2
+        for key, item in value.items():
+            size += len(key) + 3 + json_size(item)
+        return size
+    if isinstance(value, list):
+        return 1 + len(value) + sum(json_size(item) for item in value) if value else 2
+    if value is None or value is True:
+        return 4
+    return len(str(value))
+
+
 def estimate_tokens(message: dict[str, Any]) -> int:
-    size = len(message.get("content") or "") + 16
-    for call in message.get("tool_calls") or ():
-        function = call["function"]
-        size += len(function["name"]) + len(function["arguments"]) + 24
-    return size // CHARS_PER_TOKEN + 1
+    """Tokens a message costs in the request, at ``CHARS_PER_TOKEN`` bytes of its JSON per token."""
+    return -(-json_size(message) // CHARS_PER_TOKEN)
 
 
 def split_units(history: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -48,25 +66,40 @@ class Fitted:
     dropped: list[dict[str, Any]]
 
 
-def fit(history: list[dict[str, Any]], budget: int, fixed_tokens: int = 0) -> Fitted:
+def fit(history: list[dict[str, Any]], budget: int, fixed_tokens: int = 0,
+        costs: Sequence[int] | None = None) -> Fitted:
     """Keep the newest units (and the last user message) within ``budget`` tokens.
 
-    ``fixed_tokens`` is what the system prompt and tool schemas already take.
+    ``fixed_tokens`` is what the system prompt and tool schemas already take; ``costs`` are the
+    messages' ``estimate_tokens`` when the caller keeps them (computed here otherwise).
     """
-    units = split_units(history)
-    last_user = max((i for i, u in enumerate(units) if u[0]["role"] == "user"), default=None)
+    if costs is None:
+        costs = [estimate_tokens(m) for m in history]
+    bounds: list[int] = []  # start index of each unit
+    for i, message in enumerate(history):
+        if not (message["role"] == "tool" and bounds and history[bounds[-1]].get("tool_calls")):
+            bounds.append(i)
+    ends = [*bounds[1:], len(history)]
+    last_user = next((u for u in range(len(bounds) - 1, -1, -1) if history[bounds[u]]["role"] == "user"), None)
     room = budget - fixed_tokens
     if last_user is not None:
-        room -= sum(estimate_tokens(m) for m in units[last_user])
-    keep: set[int] = set() if last_user is None else {last_user}
-    for i in range(len(units) - 1, -1, -1):
-        if i == last_user:
+        room -= sum(costs[bounds[last_user]:ends[last_user]])
+    first = len(bounds)  # units[first:] are kept, and the last user unit wherever it is
+    kept_any = False
+    for u in range(len(bounds) - 1, -1, -1):
+        if u == last_user:
+            first = u
             continue
-        cost = sum(estimate_tokens(m) for m in units[i])
-        if cost > room and keep - {last_user}:  # the newest unit is kept even when it alone is too big
+        cost = sum(costs[bounds[u]:ends[u]])
+        if cost > room and kept_any:  # the newest unit is kept even when it alone is too big
             break
-        keep.add(i)
+        first, kept_any = u, True
         room -= cost
-    kept = [m for i, u in enumerate(units) if i in keep for m in u]
-    dropped = [m for i, u in enumerate(units) if i not in keep for m in u]
-    return Fitted(kept, dropped)
+    if first == 0:
+        return Fitted(list(history), [])
+    start = bounds[first] if first < len(bounds) else len(history)
+    if last_user is not None and last_user < first:
+        task = history[bounds[last_user]:ends[last_user]]
+        dropped = history[:bounds[last_user]] + history[ends[last_user]:start]
+        return Fitted(task + history[start:], dropped)
+    return Fitted(history[start:], history[:start])

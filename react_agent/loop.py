@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from .agent import DelegationReport
-from .context import estimate_tokens, fit, truncate
+from .context import CHARS_PER_TOKEN, estimate_tokens, fit, json_size, truncate
 from .errors import ReactAgentError, RunError, ToolRetriesExceeded
 from .model import ModelResponse, RawToolCall
 from .steps import (
@@ -83,6 +83,8 @@ class RunState:
     dropped_note: str | None = None
     children: list[RunResult] = field(default_factory=list)  # nested runs of agents called as tools
     started: float = field(default_factory=time.perf_counter)
+    costs: list[int] = field(default_factory=list)  # estimate_tokens of history[i], filled as history grows
+    fixed_tokens: int | None = None  # the request without its history: system prompt, tools, settings
 
     def append(self, message: dict[str, Any]) -> None:
         self.history.append(message)
@@ -172,13 +174,22 @@ def _request_messages(state: RunState) -> list[dict[str, Any]]:
     system = {"role": "system", "content": state.system}
     if agent.context_budget is None:
         return [system, *state.history]
-    fixed = estimate_tokens(system) + agent.tool_schema_tokens
-    fitted = fit(state.history, agent.context_budget, fixed)
+    history, costs = state.history, state.costs
+    if len(costs) < len(history):  # history only grows: estimate each message once
+        costs.extend(estimate_tokens(m) for m in history[len(costs):])
+    if state.fixed_tokens is None:
+        skeleton = {"model": agent.model.name, "messages": [system],
+                    **getattr(agent.model, "default_settings", {}), **agent.model_settings,
+                    "tools": agent.tool_schemas, "tool_choice": "auto"}
+        state.fixed_tokens = -(-(json_size(skeleton) + json_size(_dropped_note(len(history)))) // CHARS_PER_TOKEN)
+    fitted = fit(history, agent.context_budget, state.fixed_tokens, costs)
     if fitted.dropped:
-        note = (f"\n\n[{len(fitted.dropped)} earlier messages of this conversation were left out to fit "
-                f"the context budget.]")
-        system = {"role": "system", "content": state.system + note}
+        system = {"role": "system", "content": state.system + _dropped_note(len(fitted.dropped))}
     return [system, *fitted.messages]
+
+
+def _dropped_note(count: int) -> str:
+    return f"\n\n[{count} earlier messages of this conversation were left out to fit the context budget.]"
 
 
 async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bool,

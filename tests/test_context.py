@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from conftest import assert_valid_history, history_problems
 
 from react_agent import Agent, tool
-from react_agent.context import estimate_tokens, fit, split_units, truncate
+from react_agent.context import estimate_tokens, fit, json_size, split_units, truncate
 from react_agent.testing import ScriptedModel, reply, tool_call
 
 
@@ -43,10 +45,38 @@ def test_truncate_says_how_much_was_cut():
 
 
 def test_estimate_tokens_counts_content_and_tool_calls():
-    assert estimate_tokens(user("")) == 5
+    assert estimate_tokens(user("")) == 7  # {"role":"user","content":""} is 27 bytes
     assert estimate_tokens(user("x" * 400)) > estimate_tokens(user("x" * 40))
     assert estimate_tokens(calls("a", "b")) > estimate_tokens(calls("a"))
-    assert estimate_tokens({"role": "assistant", "content": None}) == 5
+    assert estimate_tokens({"role": "assistant", "content": None}) == 9
+
+
+def realistic_messages() -> list[dict]:
+    order = {"order_id": "1042", "status": "shipped", "items": [{"sku": "A-1", "qty": 2}], "note": 'fragile "glass"'}
+    return [
+        user("Where is order 1042?\nIt was due on Monday."),
+        user("Résumé: the café's naïve order — ship it to Zürich, please."),
+        answer("Order 1042 shipped on Monday; it should arrive by Thursday.\n\nAnything else?"),
+        {"role": "assistant", "content": None},
+        calls("call_s000001"),
+        calls("call_aB3dE5fG7hJ9kL1mN3pQ5rS7", "call_tU9vW1xY3zA5bC7dE9fG1hJ3", text="Let me check both."),
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "call_s000017", "type": "function", "function": {
+            "name": "add", "arguments": '{"a": 17, "b": 18}'}}]},
+        result("call_s000017", "35"),
+        result("call_aB3dE5fG7hJ9kL1mN3pQ5rS7", json.dumps(order)),
+        result("call_tU9vW1xY3zA5bC7dE9fG1hJ3", "line one\nline two\tand a tab, C:\\path\\file.txt " * 20),
+        result("call_x", "Tool 'lookup' raised KeyError: 'q'"),
+    ]
+
+
+def test_estimate_tracks_the_json_sent_within_15_percent():
+    for message in realistic_messages():
+        sent = len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())  # as the SDK sends it
+        spaced = len(json.dumps(message, ensure_ascii=False).encode())  # json.dumps' default separators
+        estimate = estimate_tokens(message) * 4
+        assert abs(estimate - sent) <= 0.15 * sent, (message, estimate, sent)
+        assert abs(estimate - spaced) <= 0.15 * spaced, (message, estimate, spaced)
+        assert json_size(message) == sent
 
 
 def test_split_units_keeps_calls_with_their_results():
@@ -113,6 +143,22 @@ async def test_agent_trims_requests_to_the_context_budget():
     assert any(m == {"role": "user", "content": "find it " + "please " * 20} for m in last)
     assert len(last) - 1 < len(agent.store.messages(run.session))  # something was dropped
     assert all("left out" not in r.messages[0]["content"] for r in model.requests[:1])
+
+
+
+async def test_the_request_body_stays_within_the_context_budget():
+    """The budget bounds the bytes actually sent (system prompt, tools and JSON keys included), not
+    just the message texts: every request body / 4 <= the budget once trimming starts."""
+    script = [tool_call("lookup", {"q": f"q{i}"}) for i in range(30)] + [reply("done")]
+    model = ScriptedModel(script)
+    agent = Agent(tools=[lookup], model=model, context_budget=1500, max_steps=40)
+    run = await agent.run("find it")
+    assert run.status == "completed"
+    for request in model.requests:
+        body = {"model": model.name, "messages": request.messages, "tools": agent.tool_schemas, "tool_choice": "auto"}
+        sent = len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+        assert sent / 4 <= 1500, sent
+    assert len(model.requests[-1].messages) < 2 + 2 * 30  # and it did trim
 
 
 async def test_long_tool_output_is_truncated_with_a_marker():
