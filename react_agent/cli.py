@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -144,8 +143,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     console = _console()
     if args.taskfile:
         agent = build_agent(load_task_file(args.taskfile), args.agent, model=args.model)
-    else:
-        agent = Agent(name="assistant", plugins=["tools"] if Path("tools").is_dir() else [], model=args.model)
+    else:  # no task file: a plain assistant (a small local model cannot juggle every shipped tool)
+        agent = Agent(name="assistant", model=args.model)
     session = args.session or f"chat-{int(time.time())}"
     agent.hooks.append(TracePrinter(console))
     console.print(f"session {session} with {agent.name} ({len(agent.tools)} tools). Empty line or Ctrl-D ends.")
@@ -170,11 +169,14 @@ def cmd_tools(args: argparse.Namespace) -> int:
                           "parameters": t.schema()["function"]["parameters"]} for t in found.tools.values()],
                "skipped": [{"source": s.source, "reason": s.reason} for s in found.skipped]})
         return 0
+    from rich.markup import escape  # noqa: PLC0415
+
     console = _console()
     for item in found.tools.values():
-        console.print(f"[bold]{item.name}[/]  [dim]{item.source}[/]\n    {item.description.splitlines()[0]}")
+        summary = escape(item.description.splitlines()[0])
+        console.print(f"[bold]{escape(item.name)}[/]  [dim]{escape(item.source)}[/]\n    {summary}")
     for skipped in found.skipped:
-        console.print(f"[red]skipped[/] {skipped.source}: {skipped.reason}")
+        console.print(f"[red]skipped[/] {escape(skipped.source)}: {escape(skipped.reason)}")
     console.print(f"{len(found.tools)} tools, {len(found.skipped)} skipped")
     return 0
 

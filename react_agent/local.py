@@ -15,6 +15,7 @@ import atexit
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelUnavailableError
+from .errors import ModelHTTPError, ModelUnavailableError
 from .model import ModelResponse, OpenAIModel
 from .tools import ANSWER_TOOL
 
@@ -78,9 +79,9 @@ class LocalServer:
             raise ModelUnavailableError("the embedded local model needs llama-cpp-python", INSTALL_HINT)
         port = _free_port()
         log_path = Path(tempfile.gettempdir()) / f"react_agent_llama_{port}.log"
-        argv = [sys.executable, "-m", "react_agent._llama_child", str(os.getpid()), "--", "--model", str(gguf), "--host", "127.0.0.1",
-                "--port", str(port), "--chat_format", "chatml-function-calling", "--model_alias", LOCAL_NAME,
-                "--n_ctx", str(n_ctx)]
+        argv = [sys.executable, "-m", "react_agent._llama_child", str(os.getpid()), "--",
+                "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+                "--chat_format", "chatml-function-calling", "--model_alias", LOCAL_NAME, "--n_ctx", str(n_ctx)]
         started = time.perf_counter()
         with log_path.open("wb") as log:
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -94,9 +95,7 @@ class LocalServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                tail = self.log_path.read_text(errors="replace")[-800:]
-                raise ModelUnavailableError(f"the local llama.cpp server exited with code {self.process.returncode}",
-                                            f"its log ({self.log_path}) ends: {tail}")
+                raise self.died()
             try:
                 with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as answer:  # noqa: S310 - loopback
                     if answer.status == 200:
@@ -106,6 +105,18 @@ class LocalServer:
         self.stop()
         raise ModelUnavailableError(f"the local llama.cpp server did not answer within {timeout:g}s",
                                     f"see {self.log_path}")
+
+    def died(self) -> ModelUnavailableError:
+        code = self.process.returncode
+        if code == -signal.SIGILL:
+            return ModelUnavailableError(
+                "the local llama.cpp server died with SIGILL: its build uses CPU instructions this machine traps "
+                "(often Intel AMX in a VM)",
+                "reinstall with CMAKE_ARGS=\"-DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' "
+                "-DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'\" pip install --no-cache-dir "
+                "--force-reinstall llama-cpp-python (or `make install-local`)")
+        tail = self.log_path.read_text(errors="replace")[-600:]
+        return ModelUnavailableError(f"the local llama.cpp server exited with code {code}", f"its log ends: {tail}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -262,4 +273,9 @@ class LocalModel(OpenAIModel):
             self.server = _servers[gguf]
             self.base_url = self.server.base_url
             self._client = None
-        return await super()._post(body, stream)
+        try:
+            return await super()._post(body, stream)
+        except ModelHTTPError as exc:
+            if self.server is not None and exc.status_code is None and self.server.process.poll() is not None:
+                raise self.server.died() from exc
+            raise

