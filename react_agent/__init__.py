@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .log import configure_logging
     from .memory import Session, Store
     from .model import Model, ModelResponse, OpenAIModel
+    from .router import Route, Routed, Router
     from .steps import (
         Event,
         Observation,
@@ -46,7 +47,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Agent", "DuplicateToolError", "Event", "Hook", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry",
     "ModelUnavailableError", "Observation", "OpenAIModel", "PluginError", "PromptError", "ReactAgentError",
-    "RunEnd", "RunError", "RunResult", "RunStart", "Session", "Step", "StepEnd", "Store", "TaskFileError",
+    "Route", "Routed", "Router", "RunEnd", "RunError", "RunResult", "RunStart", "Session", "Step", "StepEnd",
+    "Store", "TaskFileError",
     "TextDelta", "Tool", "ToolCall", "ToolContext", "ToolEnd", "ToolRetriesExceeded", "ToolStart",
     "UnexpectedModelBehavior", "Usage", "UserError", "configure_logging", "register_price", "tool",
 ]
@@ -54,7 +56,8 @@ __all__ = [
 _WHERE = {
     "Agent": "agent", "Hook": "agent", "configure_logging": "log", "Session": "memory", "Store": "memory",
     "Model": "model", "ModelResponse": "model", "OpenAIModel": "model", "Tool": "tools", "ToolContext": "tools",
-    "tool": "tools", "Usage": "usage", "register_price": "usage",
+    "tool": "tools", "Usage": "usage", "register_price": "usage", "Route": "router", "Routed": "router",
+    "Router": "router",
     **dict.fromkeys(["DuplicateToolError", "ModelHTTPError", "ModelRetry", "ModelUnavailableError", "PluginError",
                      "PromptError", "ReactAgentError", "RunError", "TaskFileError", "ToolRetriesExceeded",
                      "UnexpectedModelBehavior", "UserError"], "errors"),

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .steps import Event, Step
+    from .steps import Event, RunResult, Step
     from .tasks import TaskOutcome
 
 __all__ = ["TracePrinter", "print_summary"]
@@ -21,44 +21,84 @@ def _clip(text: str, limit: int = CLIP) -> str:
 
 
 class TracePrinter:
-    """A hook that prints each step as it ends."""
+    """A hook that prints each step as it ends. Nested runs (a router's classifier and specialist, whose
+    events reach this hook too) are indented under their parent; runs of agents called as tools are
+    listed, indented, when their parent ends: agent, status, tools used, tokens, cost."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self._open: list[str] = []  # run ids of the runs under way, outermost first
+        self._seen: set[str] = set()  # run ids whose events were printed
 
     def __call__(self, event: Event) -> None:
         from rich.markup import escape  # noqa: PLC0415
 
         from .steps import RunEnd, RunStart, StepEnd  # noqa: PLC0415
 
+        pad = "  " * len(self._open)
         if isinstance(event, RunStart):
-            self.console.print(f"[bold]» {escape(event.agent)}[/]  session {event.session}  run {event.run_id}")
-            self.console.print(f"  [bold]Input:[/] {escape(_clip(event.input))}")
+            self._open.append(event.run_id)
+            self._seen.add(event.run_id)
+            self.console.print(f"{pad}[bold]» {escape(event.agent)}[/]  session {event.session}  run {event.run_id}")
+            self.console.print(f"{pad}  [bold]Input:[/] {escape(_clip(event.input))}")
         elif isinstance(event, StepEnd):
-            self.print_step(event.step)
+            self.print_step(event.step, indent=max(len(self._open) - 1, 0))
         elif isinstance(event, RunEnd):
-            result = event.result
-            colour = "green" if result.status == "completed" else "red"
-            self.console.print(f"  [{colour}]■ {result.status}[/] in {len(result.steps)} steps, "
-                               f"{result.usage.total_tokens} tokens, {result.ms / 1000:.1f}s")
-            if result.error:
-                self.console.print(f"  [red]error:[/] {escape(result.error)}")
+            if event.result.run_id in self._open:
+                self._open.remove(event.result.run_id)
+            self.print_end(event.result, indent=len(self._open))
 
-    def print_step(self, step: Step) -> None:
+    def print_end(self, result: RunResult, indent: int = 0) -> None:
         from rich.markup import escape  # noqa: PLC0415
 
+        pad = "  " * indent
+        colour = "green" if result.status == "completed" else "red"
+        line = (f"{pad}  [{colour}]■ {result.status}[/] in {len(result.steps)} steps, "
+                f"{result.usage.total_tokens} tokens, {_cost(result.usage.cost_usd)}, {result.ms / 1000:.1f}s")
+        if result.children:
+            total = result.total_usage
+            line += (f"; with {_count_runs(result) - 1} nested run(s): {total.total_tokens} tokens, "
+                     f"{_cost(total.cost_usd)}")
+        self.console.print(line)
+        if result.error:
+            self.console.print(f"{pad}  [red]error:[/] {escape(result.error)}")
+        for child in result.children:
+            if child.run_id not in self._seen:
+                self.print_tree(child, indent + 2)
+
+    def print_tree(self, result: RunResult, indent: int) -> None:
+        """One line per nested run (and its own nested runs, further in)."""
+        from rich.markup import escape  # noqa: PLC0415
+
+        tools = sorted({c.name for c in result.tool_calls})
+        colour = "green" if result.status == "completed" else "red"
+        self.console.print(
+            f"{'  ' * indent}└ [bold]{escape(result.agent)}[/] run {result.run_id}: [{colour}]{result.status}[/], "
+            f"{len(result.steps)} steps{' using ' + escape(', '.join(tools)) if tools else ''}, "
+            f"{result.usage.total_tokens} tokens, {_cost(result.usage.cost_usd)}, {result.ms / 1000:.1f}s")
+        for child in result.children:
+            self.print_tree(child, indent + 1)
+
+    def print_step(self, step: Step, indent: int = 0) -> None:
+        from rich.markup import escape  # noqa: PLC0415
+
+        pad = "  " * indent
         out = self.console.print
-        out(f"  [dim]step {step.index + 1}[/]")
+        out(f"{pad}  [dim]step {step.index + 1}[/]")
         if step.thought:
-            out(f"    [cyan]Thought:[/] {escape(_clip(step.thought))}")
+            out(f"{pad}    [cyan]Thought:[/] {escape(_clip(step.thought))}")
         for action, obs in zip(step.actions, step.observations, strict=False):
-            out(f"    [yellow]Action:[/] {escape(action.name)}({escape(_clip(action.arguments, 300))})")
+            out(f"{pad}    [yellow]Action:[/] {escape(action.name)}({escape(_clip(action.arguments, 300))})")
             tag = "" if obs.ok else f" [red]({obs.kind})[/]"
-            out(f"    [magenta]Observation{tag}:[/] {escape(_clip(obs.content))}")
+            out(f"{pad}    [magenta]Observation{tag}:[/] {escape(_clip(obs.content))}")
         if step.answer is not None:
-            out(f"    [green]Answer:[/] {escape(_clip(step.answer, 2000))}")
+            out(f"{pad}    [green]Answer:[/] {escape(_clip(step.answer, 2000))}")
         if step.note:
-            out(f"    [red]Sent back:[/] {escape(step.note)}")
+            out(f"{pad}    [red]Sent back:[/] {escape(step.note)}")
+
+
+def _count_runs(result: RunResult) -> int:
+    return 1 + sum(_count_runs(child) for child in result.children)
 
 
 def _cost(value: float | None) -> str:
@@ -77,8 +117,8 @@ def print_summary(console: Console, outcomes: list[TaskOutcome], seconds: float)
         table.add_row(
             outcome.task, last.status, f"{passed}/{len(outcome.checks)}",
             str(sum(len(r.steps) for r in outcome.results)),
-            str(sum(r.usage.total_tokens for r in outcome.results)),
-            _cost(_sum_costs(r.usage.cost_usd for r in outcome.results)),
+            str(sum(r.total_usage.total_tokens for r in outcome.results)),
+            _cost(_sum_costs(r.total_usage.cost_usd for r in outcome.results)),
             f"{sum(r.ms for r in outcome.results) / 1000:.1f}s",
         )
     console.print(table)

@@ -11,17 +11,20 @@ import importlib
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .agent import Agent
-from .errors import TaskFileError
+from .errors import TaskFileError, UserError
 from .memory import Store
 from .model import Model
 from .steps import RunResult
 
-__all__ = ["AgentSpec", "Check", "TaskFile", "TaskOutcome", "TaskSpec", "build_agent", "check_result",
+if TYPE_CHECKING:
+    from .router import Router
+
+__all__ = ["AgentSpec", "Check", "TaskFile", "TaskOutcome", "TaskSpec", "build_agent", "build_runner", "check_result",
            "load_task_file", "run_task"]
 
 
@@ -35,6 +38,7 @@ class AgentSpec(_Strict):
     model: str | None = None
     tools: list[str] | None = None  # names among the discovered tools; None = all of them
     agents_as_tools: list[str] = Field(default_factory=list)  # other agents of this file, as tools
+    routes: dict[str, str] = Field(default_factory=dict)  # category -> agent of this file: a Router
     max_steps: int = Field(10, ge=1)
     max_tokens_total: int | None = Field(None, ge=1)
     context_budget: int | None = Field(None, ge=256)
@@ -59,6 +63,7 @@ class TaskSpec(_Strict):
     expect_matches: str | None = None
     expect_status: str | None = "completed"
     expect_output: bool = False  # the final output validates against the agent's output_type
+    expect_handled_by: str | None = None  # a routing agent handed the request to this agent
 
     @field_validator("expect_matches")
     @classmethod
@@ -80,6 +85,14 @@ class TaskFile(_Strict):
     tasks: list[TaskSpec] = Field(min_length=1)
     path: Path = Field(Path("."), exclude=True)
 
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _names_from_keys(cls, value: Any) -> Any:
+        """In ``agents:``, an agent's name defaults to its key."""
+        if isinstance(value, dict):
+            return {k: {"name": k, **v} if isinstance(v, dict) else v for k, v in value.items()}
+        return value
+
     def agent_spec(self, name: str | None) -> AgentSpec:
         if name is None:
             if self.agent is not None:
@@ -92,6 +105,28 @@ class TaskFile(_Strict):
         if self.agent is not None and self.agent.name == name:
             return self.agent
         raise TaskFileError(str(self.path), "tasks[].agent", f"one of {sorted(self.agents)}, got {name!r}")
+
+    def check_references(self) -> None:
+        """``agents_as_tools`` and ``routes`` name other (non-routing) agents of this file."""
+        for key, agent in [(None, self.agent), *self.agents.items()]:
+            if agent is None:
+                continue
+            for field, names in (("agents_as_tools", agent.agents_as_tools), ("routes", [*agent.routes.values()])):
+                for name in names:
+                    other = self.agent_spec_or_none(name)
+                    problem = (f"another agent of this file, one of {self.agent_names()}, got {name!r}"
+                               if other is None or other is agent else
+                               f"an agent without routes ({name!r} is a router)" if other.routes else None)
+                    if problem:
+                        raise TaskFileError(str(self.path), f"{f'agents.{key}' if key else 'agent'}.{field}", problem)
+
+    def agent_spec_or_none(self, name: str) -> AgentSpec | None:
+        if name in self.agents:
+            return self.agents[name]
+        return self.agent if self.agent is not None and self.agent.name == name else None
+
+    def agent_names(self) -> list[str]:
+        return sorted({*self.agents, *([self.agent.name] if self.agent else [])})
 
     def resolve(self, value: str | list[str]) -> list[Path]:
         return [(self.path.parent / v).resolve() for v in ([value] if isinstance(value, str) else value)]
@@ -124,6 +159,7 @@ def load_task_file(path: str | Path) -> TaskFile:
         raise TaskFileError(str(path), "agent", "an 'agent' (or 'agents') section is required")
     for task in spec.tasks:
         spec.agent_spec(task.agent)
+    spec.check_references()
     return spec
 
 
@@ -157,26 +193,49 @@ def build_agent(task_file: TaskFile, name: str | None = None, *, model: str | Mo
     if spec.name in built:
         return built[spec.name]
     found = discover(task_file.resolve(task_file.tools_dir))
-    wanted = spec.tools if spec.tools is not None else list(found.tools)
+    wanted = spec.tools if spec.tools is not None else [] if spec.routes else list(found.tools)
     unknown = [t for t in wanted if t not in found.tools]
     if unknown:
         skipped = "; ".join(f"{s.source}: {s.reason}" for s in found.skipped)
         raise TaskFileError(str(task_file.path), f"agent {spec.name!r}.tools",
                             f"unknown tool(s) {unknown}; available: {sorted(found.tools)}"
                             + (f"; skipped plugins: {skipped}" if skipped else ""))
+    output_type = _import_output_type(task_file, spec.output_type) if spec.output_type else None
+    if spec.routes and output_type is None:  # a router's classifier: a constrained category
+        from .router import route_type  # noqa: PLC0415
+
+        output_type = route_type(list(spec.routes))
     agent = Agent(
         name=spec.name, instructions=spec.instructions, tools=[found.tools[t] for t in wanted],
         model=model or spec.model, max_steps=spec.max_steps, max_tokens_total=spec.max_tokens_total,
-        context_budget=spec.context_budget, max_tool_output=spec.max_tool_output,
-        output_type=_import_output_type(task_file, spec.output_type) if spec.output_type else None,
+        context_budget=spec.context_budget, max_tool_output=spec.max_tool_output, output_type=output_type,
         model_settings=spec.model_settings, prompts=task_file.resolve(task_file.prompts),
-        variables={**spec.variables, **(variables or {})}, store=store,
+        variables={**spec.variables, **(variables or {})}, store=store, answer_tool=True if spec.routes else None,
     )
     built[spec.name] = agent
     for other in spec.agents_as_tools:
         agent.add_tool(build_agent(task_file, other, model=model, store=store, variables=variables,
                                    built=built).as_tool())
     return agent
+
+
+def build_runner(task_file: TaskFile, name: str | None = None, *, model: str | Model | None = None,
+                 store: Store | None = None, variables: dict[str, Any] | None = None) -> Agent | Router:
+    """What a task runs: the agent, or for an agent with ``routes`` a ``Router`` (that agent classifies,
+    the routed agents answer)."""
+    spec = task_file.agent_spec(name)
+    built: dict[str, Agent] = {}
+    classifier = build_agent(task_file, name, model=model, store=store, variables=variables, built=built)
+    if not spec.routes:
+        return classifier
+    from .router import Router  # noqa: PLC0415
+
+    routes = {category: build_agent(task_file, target, model=model, store=store, variables=variables, built=built)
+              for category, target in spec.routes.items()}
+    try:
+        return Router(routes, classifier=classifier)
+    except UserError as exc:
+        raise TaskFileError(str(task_file.path), f"agent {spec.name!r}.routes", str(exc)) from None
 
 
 class Check(BaseModel):
@@ -191,12 +250,28 @@ def _expected_tools(task: TaskSpec) -> list[ToolExpectation]:
     return [ToolExpectation(name=i) if isinstance(i, str) else i for i in items]
 
 
+def _same(got: Any, want: Any) -> bool:
+    """Equal, or the same scalar spelled as a number or a string (1042 and "1042")."""
+    if got == want:
+        return True
+    scalars = (str, int, float)
+    return (isinstance(got, scalars) and isinstance(want, scalars) and not isinstance(got, bool)
+            and not isinstance(want, bool) and str(got).strip() == str(want).strip())
+
+
+def _run_tree(results: list[RunResult]) -> list[RunResult]:
+    """The runs and, depth first, their nested runs (routed or delegated): tool checks look at all."""
+    return [run for r in results for run in (r, *_run_tree(r.children))]
+
+
 def check_result(task: TaskSpec, results: list[RunResult], output_type: type[BaseModel] | None) -> list[Check]:
-    """The task's expectations against its runs (all turns for tools, the last turn for the answer)."""
+    """The task's expectations against its runs (all turns and nested runs for tools, the last turn for
+    the answer)."""
     import json  # noqa: PLC0415
 
     last = results[-1]
-    calls = [(c, o) for r in results for s in r.steps for c, o in zip(s.actions, s.observations, strict=False)]
+    calls = [(c, o) for r in _run_tree(results) for s in r.steps
+             for c, o in zip(s.actions, s.observations, strict=False)]
     checks: list[Check] = []
     if task.expect_status:
         checks.append(Check(name=f"status is {task.expect_status}", passed=last.status == task.expect_status,
@@ -207,7 +282,7 @@ def check_result(task: TaskSpec, results: list[RunResult], output_type: type[Bas
                 args = json.loads(call_args or "{}")
             except ValueError:
                 return False
-            return isinstance(args, dict) and all(args.get(k) == v for k, v in want.arguments.items())
+            return isinstance(args, dict) and all(_same(args.get(k), v) for k, v in want.arguments.items())
         hit = any(c.name == want.name and o.ok and matches(c.arguments) for c, o in calls)
         label = f"called {want.name}" + (f" with {want.arguments}" if want.arguments else "")
         checks.append(Check(name=label, passed=hit, detail=f"calls: {[c.name for c, _ in calls]}"))
@@ -219,6 +294,10 @@ def check_result(task: TaskSpec, results: list[RunResult], output_type: type[Bas
     if task.expect_matches:
         checks.append(Check(name=f"answer matches /{task.expect_matches}/",
                             passed=re.search(task.expect_matches, text) is not None, detail=text[:200]))
+    if task.expect_handled_by:
+        got = getattr(last.output, "handled_by", None)
+        checks.append(Check(name=f"handled by {task.expect_handled_by}", passed=got == task.expect_handled_by,
+                            detail=f"handled by {got}"))
     if task.expect_output:
         ok = output_type is not None and isinstance(last.output, output_type)
         checks.append(Check(name="output validates", passed=ok, detail=type(last.output).__name__))
@@ -241,7 +320,7 @@ async def run_task(task_file: TaskFile, task: TaskSpec, *, model: str | Model | 
     """Run every input of one task on one session; then check the expectations."""
     import uuid  # noqa: PLC0415
 
-    agent = build_agent(task_file, task.agent, model=model, store=store, variables=variables)
+    agent = build_runner(task_file, task.agent, model=model, store=store, variables=variables)
     if on_event is not None:
         agent.hooks.append(on_event)
     session = task.session or f"{task.name}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,74 @@
+"""Billing tool for the demo shop: what an order was charged and where its refund stands.
+
+Reads the shop database (``_shop.py``) read-only. The refund rules are the help-center's
+(demo/kb/refunds.md, cancellations.md, returns.md): a cancelled order is refunded in full at once, a
+returned order once the item is back at the warehouse; card refunds take 5 to 10 business days.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from react_agent import ModelRetry, tool
+
+
+def _sibling(stem: str) -> ModuleType:
+    """Load a helper module that sits beside this file (same module name as support.py uses)."""
+    path = Path(__file__).resolve().with_name(f"{stem}.py")
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    name = f"_react_agent_demo{stem}_{digest}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+shop = _sibling("_shop")
+_ORDER_REF = re.compile(r"^\s*(?:order\s*)?(?:(?:no\.?|number|id)\s*)?#?\s*(\d{1,9})\s*$", re.IGNORECASE)
+CARD_DAYS = "5 to 10 business days"
+
+
+def _order_number(order_id: int | str) -> int:
+    if isinstance(order_id, int):
+        return order_id
+    match = _ORDER_REF.match(order_id)
+    if match is None:
+        raise ModelRetry(f"{order_id!r} is not an order number. Pass just the number, e.g. 1042.")
+    return int(match.group(1))
+
+
+def _refund_line(status: str, total: float) -> str:
+    if status == "cancelled":
+        return f"refund: ${total:.2f} refunded in full when the order was cancelled (cards: {CARD_DAYS})"
+    if status == "returned":
+        return f"refund: ${total:.2f} refunded once the returned item reached the warehouse (cards: {CARD_DAYS})"
+    if status in ("pending", "processing"):
+        return "refund: none; the order can still be cancelled for a full refund"
+    return "refund: none; items can be returned within 30 days of delivery"
+
+
+@tool
+def billing_status(order_id: int | str) -> str:
+    """Look up what an order was charged and whether it was refunded.
+
+    Args:
+        order_id: the order number, e.g. 1003.
+    """
+    number = _order_number(order_id)
+    with shop.connect(readonly=True) as conn:
+        row = conn.execute("SELECT status, total, order_date FROM orders WHERE order_id = ?",
+                           (number,)).fetchone()
+        if row is None:
+            low, high = conn.execute("SELECT min(order_id), max(order_id) FROM orders").fetchone()
+            raise ModelRetry(f"Order {number} was not found (order numbers run from {low} to {high}). "
+                             "Ask the customer to confirm the order number.")
+    return (f"Order {number}: {row['status']}; charged ${row['total']:.2f} on {row['order_date']}; "
+            f"{_refund_line(row['status'], row['total'])}.")
