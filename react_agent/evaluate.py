@@ -6,21 +6,23 @@ whose k trials *all* pass — the number that tells whether an agent can be reli
 
 from __future__ import annotations
 
+import math
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from .runner import run_one
-from .tasks import TaskFile
+from .tasks import TaskFile, TaskOutcome
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from .recording import Mode
 
-__all__ = ["CaseReport", "EvalReport", "evaluate", "print_report"]
+__all__ = ["CaseReport", "EvalReport", "case_report", "evaluate", "percentile", "print_report", "suite_report"]
 
 
 class CaseReport(BaseModel):
@@ -30,8 +32,8 @@ class CaseReport(BaseModel):
     failures: list[str]
     median_ms: float
     p95_ms: float
-    tokens: float  # mean per trial
-    cost_usd: float | None  # mean per trial; None when the model's price is unknown
+    tokens: float  # mean per trial, nested runs (delegation, routing) included
+    cost_usd: float | None  # mean per trial; None when a model's price is unknown
 
     @property
     def all_passed(self) -> bool:
@@ -44,19 +46,60 @@ class EvalReport(BaseModel):
     cases: list[CaseReport]
     accuracy: float  # passed trials / all trials
     pass_k: float  # cases whose every trial passed / cases
-    median_ms: float
+    median_ms: float  # over all trials of all cases
     p95_ms: float
+    tokens: float  # sum over cases of the mean tokens per trial: what one pass over the suite uses
+    cost_usd: float | None
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list: the smallest value with at least q%
+    of the values at or below it."""
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0 <= q <= 100:
+        raise ValueError(f"q must be in 0..100, got {q}")
     ordered = sorted(values)
-    rank = max(1, round(q / 100 * len(ordered) + 0.5 - 1e-9))
-    return ordered[min(rank, len(ordered)) - 1]
+    rank = math.ceil(q / 100 * len(ordered) - 1e-9)  # the epsilon absorbs float error (0.95 * 20)
+    return ordered[min(max(rank, 1), len(ordered)) - 1]
+
+
+def _trial_cost(outcome: TaskOutcome) -> float | None:
+    costs = [r.total_usage.cost_usd for r in outcome.results]
+    return None if None in costs else sum(c for c in costs if c is not None)
+
+
+def case_report(name: str, outcomes: Sequence[TaskOutcome]) -> CaseReport:
+    """One case's k trials: passes, failed checks, latency, mean tokens and cost per trial."""
+    ms = [sum(r.ms for r in o.results) for o in outcomes]
+    costs = [_trial_cost(o) for o in outcomes]
+    return CaseReport(
+        case=name, trials=len(outcomes), passed=sum(o.passed for o in outcomes),
+        failures=[f"trial {i + 1}: {c.name} ({c.detail[:120]})"
+                  for i, o in enumerate(outcomes) for c in o.checks if not c.passed],
+        median_ms=statistics.median(ms), p95_ms=percentile(ms, 95),
+        tokens=statistics.mean(sum(r.total_usage.total_tokens for r in o.results) for o in outcomes),
+        cost_usd=None if any(c is None for c in costs) else statistics.mean(c for c in costs if c is not None),
+    )
+
+
+def suite_report(suite: str, trials: int, cases: Sequence[CaseReport], all_ms: Sequence[float]) -> EvalReport:
+    costs = [c.cost_usd for c in cases]
+    return EvalReport(
+        suite=suite, trials=trials, cases=list(cases),
+        accuracy=sum(c.passed for c in cases) / sum(c.trials for c in cases),
+        pass_k=sum(c.all_passed for c in cases) / len(cases),
+        median_ms=statistics.median(all_ms), p95_ms=percentile(all_ms, 95),
+        tokens=sum(c.tokens for c in cases),
+        cost_usd=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
+    )
 
 
 def evaluate(suite: TaskFile, *, trials: int, mode: Mode | None, cassettes: Path, model: str | None,
              console: Console, quiet: bool) -> EvalReport:
+    """Run every case ``trials`` times (each trial on a fresh session) and aggregate."""
+    if trials < 1:
+        raise ValueError(f"trials must be at least 1, got {trials}")
     cases: list[CaseReport] = []
     all_ms: list[float] = []
     for case in suite.tasks:
@@ -65,25 +108,9 @@ def evaluate(suite: TaskFile, *, trials: int, mode: Mode | None, cassettes: Path
                     trial=trial if trials > 1 else None)
             for trial in range(1, trials + 1)
         ]
-        ms = [sum(r.ms for r in o.results) for o in outcomes]
-        all_ms += ms
-        costs = [sum(r.usage.cost_usd for r in o.results) if all(r.usage.cost_usd is not None for r in o.results)
-                 else None for o in outcomes]
-        cases.append(CaseReport(
-            case=case.name, trials=trials, passed=sum(o.passed for o in outcomes),
-            failures=[f"trial {i + 1}: {c.name} ({c.detail[:120]})"
-                      for i, o in enumerate(outcomes) for c in o.checks if not c.passed],
-            median_ms=statistics.median(ms), p95_ms=percentile(ms, 95),
-            tokens=statistics.mean(sum(r.usage.total_tokens for r in o.results) for o in outcomes),
-            cost_usd=None if None in costs else statistics.mean(c for c in costs if c is not None),
-        ))
-    total = sum(c.trials for c in cases)
-    return EvalReport(
-        suite=str(suite.path), trials=trials, cases=cases,
-        accuracy=sum(c.passed for c in cases) / total,
-        pass_k=sum(c.all_passed for c in cases) / len(cases),
-        median_ms=statistics.median(all_ms), p95_ms=percentile(all_ms, 95),
-    )
+        all_ms += [sum(r.ms for r in o.results) for o in outcomes]
+        cases.append(case_report(case.name, outcomes))
+    return suite_report(str(suite.path), trials, cases, all_ms)
 
 
 def print_report(console: Console, report: EvalReport) -> None:
@@ -100,5 +127,7 @@ def print_report(console: Console, report: EvalReport) -> None:
     for case in report.cases:
         for failure in case.failures:
             console.print(f"[red]✗ {case.case}[/] {failure}")
+    cost = "n/a" if report.cost_usd is None else f"${report.cost_usd:.4f}"
     console.print(f"accuracy {report.accuracy:.0%}   pass^{report.trials} {report.pass_k:.0%}   "
-                  f"median {report.median_ms / 1000:.2f}s   p95 {report.p95_ms / 1000:.2f}s")
+                  f"median {report.median_ms / 1000:.2f}s   p95 {report.p95_ms / 1000:.2f}s   "
+                  f"{report.tokens:.0f} tokens   {cost} per pass over the suite")
