@@ -53,12 +53,18 @@ class TracePrinter:
 
         pad = "  " * indent
         colour = "green" if result.status == "completed" else "red"
-        line = (f"{pad}  [{colour}]■ {result.status}[/] in {len(result.steps)} steps, "
-                f"{result.usage.total_tokens} tokens, {_cost(result.usage.cost_usd)}, {result.ms / 1000:.1f}s")
-        if result.children:
-            total = result.total_usage
-            line += (f"; with {_count_runs(result) - 1} nested run(s): {total.total_tokens} tokens, "
-                     f"{_cost(total.cost_usd)}")
+        total = result.total_usage
+        if result.steps or not result.children:
+            line = (f"{pad}  [{colour}]■ {result.status}[/] in {len(result.steps)} steps, "
+                    f"{result.usage.total_tokens} tokens, {_cost(result.usage.cost_usd)}, {result.ms / 1000:.1f}s")
+            if result.children:
+                line += (f"; with {_count_runs(result) - 1} nested run(s): {total.total_tokens} tokens, "
+                         f"{_cost(total.cost_usd)}")
+        else:  # a router: the work was all in its nested runs
+            handled_by = getattr(result.output, "handled_by", None)
+            line = (f"{pad}  [{colour}]■ {result.status}[/]{f', handled by {escape(handled_by)}' if handled_by else ''}"
+                    f" in {_count_runs(result) - 1} nested run(s), {total.total_tokens} tokens, "
+                    f"{_cost(total.cost_usd)}, {result.ms / 1000:.1f}s")
         self.console.print(line)
         if result.error:
             self.console.print(f"{pad}  [red]error:[/] {escape(result.error)}")

@@ -271,3 +271,4 @@ async def test_trace_indents_the_routed_runs() -> None:
     assert "» router" in starts[1] and "» billing_agent" in starts[2]
     assert any(line.startswith("    step 1") for line in lines)
     assert "└" not in out.getvalue()  # the nested runs were printed as they ran, not again
+    assert lines[-1].startswith("  ■ completed, handled by billing_agent in 2 nested run(s), 90 tokens")
