@@ -86,19 +86,35 @@ class RunState:
     costs: list[int] = field(default_factory=list)  # estimate_tokens of history[i], filled as history grows
     fixed_tokens: int | None = None  # the request without its history: system prompt, tools, settings
 
+    unsaved: list[dict[str, Any]] = field(default_factory=list)  # appended to history, not yet stored
+    held: list[Event] = field(default_factory=list)  # the last ToolEnd of a step: sent once it is journaled
+
     def append(self, message: dict[str, Any]) -> None:
+        """Add to history; stored by the next ``flush`` (before any tool runs) or ``record``."""
         self.history.append(message)
-        self.store.append(self.session, message)
+        self.unsaved.append(message)
+
+    def flush(self) -> None:
+        if self.unsaved:
+            self.store.append_many(self.session, self.unsaved)
+            self.unsaved = []
 
     def record(self, step: Step) -> None:
-        """Journal the step (before the next model call) so a crashed run can resume."""
+        """Journal the step (before the next model call) so a crashed run can resume: its messages,
+        the step and the run's counters in one transaction."""
         self.steps.append(step)
-        self.store.add_step(self.run_id, step.index, step.model_dump(mode="json"))
-        self.store.update_run(self.run_id, steps=len(self.steps), usage=self.usage.model_dump())
+        store = self.store
+        with store.transaction():
+            self.flush()
+            store.add_step(self.run_id, step.index, step.model_dump())
+            store.set_progress(self.run_id, steps=len(self.steps), usage=self.usage.model_dump())
 
 
-async def run_loop(state: RunState, *, stream: bool = False, resume: bool = False) -> AsyncIterator[Event]:
+async def run_loop(  # noqa: PLR0912 - the whole algorithm is one function on purpose (README)
+    state: RunState, *, stream: bool = False, resume: bool = False
+) -> AsyncIterator[Event]:
     agent = state.agent
+    state.flush()  # the new question (and answers to calls a crash left open) before anything else
     yield RunStart(state.run_id, agent.name, state.session, _last_user_text(state.history))
     next_step: NextStep = RunAgain()
     pending = _pending_calls(state.history) if resume else None
@@ -109,6 +125,8 @@ async def run_loop(state: RunState, *, stream: bool = False, resume: bool = Fals
             yield event
         next_step = _after_actions(state, step)
         state.record(step)
+        for event in _journaled(state):
+            yield event
         yield StepEnd(step)
     while isinstance(next_step, RunAgain):
         if limit := _limit_reached(state):
@@ -144,6 +162,8 @@ async def run_loop(state: RunState, *, stream: bool = False, resume: bool = Fals
             next_step = _conclude(state, step, response)
         step.ms = (time.perf_counter() - started) * 1000
         state.record(step)
+        for event in _journaled(state):
+            yield event
         yield StepEnd(step)
     assert not isinstance(next_step, RunAgain)
     yield RunEnd(_result(state, next_step))
@@ -188,6 +208,11 @@ def _request_messages(state: RunState) -> list[dict[str, Any]]:
     return [system, *fitted.messages]
 
 
+def _journaled(state: RunState) -> list[Event]:
+    held, state.held = state.held, []
+    return held
+
+
 def _dropped_note(count: int) -> str:
     return f"\n\n[{count} earlier messages of this conversation were left out to fit the context budget.]"
 
@@ -203,7 +228,6 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bo
     outcomes: dict[int, ToolOutcome] = {}
     runnable: list[tuple[int, RawToolCall, Tool]] = []
     streaks = _update_streaks(state, calls)
-    answer_tool = agent.answer_tool
     for i, call in enumerate(calls):
         yield ToolStart(step.actions[i], step.index)
         stored = state.store.tool_result(state.session, call.id) if resumed else None
@@ -211,35 +235,49 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bo
             outcomes[i] = ToolOutcome(stored["kind"], stored["content"])
         elif not run:
             outcomes[i] = ToolOutcome("skipped", "Not run: the run stopped (token budget or interruption).")
-        elif streaks[i] >= agent.loop_limit:
-            outcomes[i] = ToolOutcome("loop", f"Not run: {call.name} was called with the same arguments in "
-                                              f"{streaks[i]} turns in a row.")
-        elif answer_tool is not None and call.name == answer_tool.name:
-            outcomes[i] = _take_answer(state, step, answer_tool, call)
-        elif (known := agent.tools.get(call.name)) is None:
-            outcomes[i] = ToolOutcome("unknown_tool", (
-                f"There is no tool named {call.name!r}. Available tools: {', '.join(agent.tools) or 'none'}."))
+        elif isinstance(found := _runnable(state, step, call, streaks[i]), Tool):
+            runnable.append((i, call, found))
         else:
-            runnable.append((i, call, known))
+            outcomes[i] = found
 
     async def invoke(i: int, call: RawToolCall, tool: Tool) -> tuple[int, ToolOutcome]:
         outcome = await tool.invoke(call.arguments, context)
         if isinstance(outcome.value, DelegationReport) and outcome.value.run is not None:
             state.children.append(outcome.value.run)
         outcome.content = truncate(outcome.content, agent.max_tool_output)
-        state.store.save_tool_result(state.session, call.id, {"kind": outcome.kind, "content": outcome.content})
         return i, outcome
 
+    left = len(runnable)
+
+    def finished(i: int, outcome: ToolOutcome) -> ToolEnd | None:
+        """Save a tool's result the moment it finishes. The turn's last result needs no write of its
+        own: the step is journaled (with every tool message) before anything else runs, and its
+        ``ToolEnd`` is held until then."""
+        nonlocal left
+        left -= 1
+        outcomes[i] = outcome
+        event = ToolEnd(_observation(calls[i], outcome), step.index)
+        if left == 0:
+            state.held.append(event)
+            return None
+        state.store.save_tool_result(state.session, calls[i].id, {"kind": outcome.kind, "content": outcome.content})
+        return event
+
+    if runnable:
+        state.flush()  # the assistant's tool calls are stored before any of them runs
     parallel = [invoke(i, c, t) for i, c, t in runnable if not t.sequential]
     for next_done in asyncio.as_completed(parallel):
-        i, outcome = await next_done
-        outcomes[i] = outcome
-        yield ToolEnd(_observation(calls[i], outcome), step.index)
+        if (event := finished(*await next_done)) is not None:
+            yield event
     for i, call, known in runnable:
-        if known.sequential:
-            _, outcomes[i] = await invoke(i, call, known)
-            yield ToolEnd(_observation(call, outcomes[i]), step.index)
-    for i, call in enumerate(calls):  # history order = call order, so requests are deterministic
+        if known.sequential and (event := finished(*await invoke(i, call, known))) is not None:
+            yield event
+    _answer_calls(state, step, calls, outcomes)
+
+
+def _answer_calls(state: RunState, step: Step, calls: list[RawToolCall], outcomes: dict[int, ToolOutcome]) -> None:
+    """One tool message per call, in call order (so requests are deterministic); count failures."""
+    for i, call in enumerate(calls):
         outcome = outcomes[i]
         step.observations.append(_observation(call, outcome))
         state.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
@@ -247,6 +285,21 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bo
             state.failures.pop(call.name, None)
         elif outcome.kind not in ("skipped", "loop"):
             state.failures[call.name] = state.failures.get(call.name, 0) + 1
+
+
+def _runnable(state: RunState, step: Step, call: RawToolCall, streak: int) -> Tool | ToolOutcome:
+    """The tool to run for ``call``, or the outcome that answers it without running anything."""
+    agent = state.agent
+    if streak >= agent.loop_limit:
+        return ToolOutcome("loop", f"Not run: {call.name} was called with the same arguments in "
+                                   f"{streak} turns in a row.")
+    answer_tool = agent.answer_tool
+    if answer_tool is not None and call.name == answer_tool.name:
+        return _take_answer(state, step, answer_tool, call)
+    if (known := agent.tools.get(call.name)) is None:
+        return ToolOutcome("unknown_tool", (
+            f"There is no tool named {call.name!r}. Available tools: {', '.join(agent.tools) or 'none'}."))
+    return known
 
 
 def _observation(call: RawToolCall, outcome: ToolOutcome) -> Observation:

@@ -7,9 +7,13 @@ Layout (one diskcache ``Cache``; every key a short string):
 * ``s:<session>``        session metadata (created, user id, agent)
 * ``sessions``           {session: user id} index, rewritten only when a session is created or deleted
 * ``r:<run>``            run record (agent, session, input, status, usage, ...)
+* ``p:<run>``            run progress (steps journaled, usage so far): one write per step, no read
 * ``rs:<run>:<i>``       step *i* of the run, written before the next model call
 * ``runs``               {run: session} index
 * ``t:<session>:<call>`` a tool result, saved the moment the tool finishes (for resume)
+
+The store never evicts (diskcache's default would drop the oldest keys past 1 GB, cutting sessions),
+so no set pays for diskcache's cull queries either. A step's writes go in one transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,8 +72,14 @@ class Store:
         if self._cache is None:
             from diskcache import Cache  # noqa: PLC0415 - deferred: keeps `import react_agent` fast
 
-            self._cache = Cache(str(self.path))
+            self._cache = Cache(str(self.path), eviction_policy="none", cull_limit=0)
         return self._cache
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one SQLite transaction (one commit); calls inside may nest."""
+        with self.cache.transact():
+            yield
 
     def close(self) -> None:
         if self._cache is not None:
@@ -103,6 +115,15 @@ class Store:
             index = int(cache.incr(f"n:{session}")) - 1
             cache.set(f"m:{session}:{index}", message)
         return index
+
+    def append_many(self, session: str, messages: list[dict[str, Any]]) -> int:
+        """Add messages to an existing session in one transaction; returns the index of the first."""
+        cache = self.cache
+        with cache.transact():
+            end = int(cache.incr(f"n:{session}", len(messages)))
+            for index, message in enumerate(messages, end - len(messages)):
+                cache.set(f"m:{session}:{index}", message)
+        return end - len(messages)
 
     def count(self, session: str) -> int:
         return int(self.cache.get(f"n:{session}", 0))
@@ -163,6 +184,10 @@ class Store:
         found: dict[str, Any] | None = self.cache.get(f"t:{session}:{call_id}")
         return found
 
+    def set_progress(self, run_id: str, *, steps: int, usage: dict[str, Any]) -> None:
+        """The run's journal counters, written each step without reading the run record back."""
+        self.cache.set(f"p:{run_id}", {"steps": steps, "usage": usage})
+
     def update_run(self, run_id: str, **fields: Any) -> None:
         cache = self.cache
         with cache.transact():
@@ -172,6 +197,9 @@ class Store:
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         record: dict[str, Any] | None = self.cache.get(f"r:{run_id}")
+        progress = self.cache.get(f"p:{run_id}")
+        if record is not None and progress:
+            record.update(progress)
         return record
 
     def run_steps(self, run_id: str) -> list[dict[str, Any]]:
@@ -189,6 +217,7 @@ class Store:
         for i in range(int((self.run(run_id) or {}).get("steps", 0))):
             self.cache.delete(f"rs:{run_id}:{i}")
         self.cache.delete(f"r:{run_id}")
+        self.cache.delete(f"p:{run_id}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -513,3 +513,35 @@ async def test_run_sync_inside_a_running_loop_is_a_user_error():
 def test_run_sync_without_a_loop():
     agent, _ = make_agent([reply("hi")])
     assert agent.run_sync("hello").output == "hi"
+
+
+async def test_every_tool_end_and_step_end_comes_after_what_it_reports_is_on_disk(store):
+    """Crash safety with batched writes: when a ToolEnd or StepEnd reaches a hook (where a crash may
+    happen), the tool's result - and at StepEnd the step - is already stored."""
+
+    @tool
+    async def slow(n: int) -> int:
+        """Sleep n hundredths of a second."""
+        await asyncio.sleep(n / 100)
+        return n
+
+    seen: list[str] = []
+
+    def check(event):
+        if isinstance(event, ToolEnd):
+            call = event.observation.call_id
+            stored = {m.get("tool_call_id") for m in store.messages("s1") if m["role"] == "tool"}
+            assert store.tool_result("s1", call) is not None or call in stored, call
+            seen.append(f"tool {call}")
+        elif isinstance(event, StepEnd):
+            assert store.run(run_id)["steps"] == event.step.index + 1
+            assert len(store.run_steps(run_id)) == event.step.index + 1
+            seen.append(f"step {event.step.index}")
+
+    run_id = "run-1"
+    script = [tool_calls([("slow", {"n": 3}), ("slow", {"n": 1})]), tool_call("slow", {"n": 0}), reply("done")]
+    agent = Agent(tools=[slow], model=ScriptedModel(script), store=store, hooks=[check])
+    result = await agent.run("go", session="s1", run_id=run_id)
+    assert result.status == "completed"
+    assert len(seen) == 6 and seen[-1] == "step 2"
+    assert history_problems(store.messages("s1")) == []
