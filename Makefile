@@ -31,7 +31,8 @@ test: install-test
 bench: install-test
 	$(PY) bench/run.py
 
-# Re-record every shipped cassette from the real local model (needs `make install-local` first).
-record: install-local
+# Re-record every shipped cassette from the real local model (a check that fails is fine: exit 1).
+record: install-local install-test
 	for f in tasks/*.yaml; do $(PY) -m react_agent run $$f --record || [ $$? -eq 1 ]; done
-	$(PY) -m pytest tests/test_http_cassettes.py --record-mode=rewrite -p no:randomly
+	for f in tasks/eval/*.yaml; do $(PY) -m react_agent eval $$f --record || [ $$? -eq 1 ]; done
+	$(PY) -m pytest tests/test_http_cassettes.py --record-mode=rewrite --allowed-hosts=127.0.0.1

@@ -22,8 +22,12 @@ __all__ = ["cassette_path", "run_one"]
 
 
 def cassette_path(folder: Path, task_file: TaskFile, task_name: str, trial: int | None = None) -> Path:
+    """``<folder>/<task file stem>/<task>.yaml``; a file below a ``tasks/`` folder keeps its sub-path
+    (``tasks/eval/support.yaml`` → ``eval/support/``) so two files with one name do not share cassettes."""
     suffix = "" if trial is None else f".trial{trial}"
-    return folder / task_file.path.stem / f"{task_name}{suffix}.yaml"
+    parts = task_file.path.resolve().with_suffix("").parts
+    below = parts[len(parts) - parts[::-1].index("tasks"):] if "tasks" in parts[:-1] else parts[-1:]
+    return folder.joinpath(*below) / f"{task_name}{suffix}.yaml"
 
 
 def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes: Path, model: str | None,
