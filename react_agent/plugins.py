@@ -20,7 +20,7 @@ from typing import Any
 from .errors import DuplicateToolError, PluginError
 from .tools import Tool
 
-__all__ = ["ENTRY_POINT_GROUP", "Discovery", "Skipped", "discover"]
+__all__ = ["ENTRY_POINT_GROUP", "Discovery", "Skipped", "discover", "load_sibling"]
 
 ENTRY_POINT_GROUP = "react_agent.tools"
 
@@ -69,6 +69,14 @@ def _import_file(path: Path) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+def load_sibling(plugin_file: str | Path, stem: str) -> ModuleType:
+    """Import a helper module beside a plugin file, e.g. ``load_sibling(__file__, "_shop")``.
+
+    Plugin folders are not packages, so a plugin cannot ``import`` its neighbours; files whose name
+    starts with ``_`` are not scanned for tools, which makes them the place for shared helpers."""
+    return _import_file(Path(plugin_file).resolve().with_name(f"{stem}.py"))
 
 
 def _tools_in(obj: Any) -> list[Tool]:

@@ -7,31 +7,12 @@ returned order once the item is back at the warehouse; card refunds take 5 to 10
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import re
-import sys
-from pathlib import Path
-from types import ModuleType
 
 from react_agent import ModelRetry, tool
+from react_agent.plugins import load_sibling
 
-
-def _sibling(stem: str) -> ModuleType:
-    """Load a helper module that sits beside this file (same module name as support.py uses)."""
-    path = Path(__file__).resolve().with_name(f"{stem}.py")
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
-    name = f"_react_agent_demo{stem}_{digest}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-shop = _sibling("_shop")
+shop = load_sibling(__file__, "_shop")
 _ORDER_REF = re.compile(r"^\s*(?:order\s*)?(?:(?:no\.?|number|id)\s*)?#?\s*(\d{1,9})\s*$", re.IGNORECASE)
 CARD_DAYS = "5 to 10 business days"
 

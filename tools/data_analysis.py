@@ -8,34 +8,17 @@ Charts are PNG files written under ``state_dir()/charts``.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 import sqlite3
 import statistics
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Literal
 
 from react_agent import ModelRetry, tool
 from react_agent.memory import state_dir
+from react_agent.plugins import load_sibling
 
-
-def _sibling(stem: str) -> ModuleType:
-    """Load a helper module that sits beside this file (the tools folder is not a package)."""
-    path = Path(__file__).resolve().with_name(f"{stem}.py")
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
-    name = f"_react_agent_demo{stem}_{digest}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-shop = _sibling("_shop")
+shop = load_sibling(__file__, "_shop")
 
 MAX_ROWS_SHOWN = 20
 MAX_OUTPUT_CHARS = 1500

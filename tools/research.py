@@ -14,35 +14,17 @@ whose claims carry ``[n]`` markers and which ends with a "Sources" list mapping 
 from __future__ import annotations
 
 import csv
-import hashlib
-import importlib.util
 import os
 import re
-import sys
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
-from types import ModuleType
 
 from react_agent import ModelRetry, tool
+from react_agent.plugins import load_sibling
 
-
-def _sibling(stem: str) -> ModuleType:
-    """Load a helper module that sits beside this file (the tools folder is not a package)."""
-    path = Path(__file__).resolve().with_name(f"{stem}.py")
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
-    name = f"_react_agent_demo{stem}_{digest}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-text_search = _sibling("_text_search")
+text_search = load_sibling(__file__, "_text_search")
 
 DEMO_DIR_ENV = "REACT_AGENT_DEMO_DIR"
 FETCH_ENV = "REACT_AGENT_ALLOW_FETCH"
