@@ -3,20 +3,42 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from react_agent.memory import Store
+from react_agent.plugins import discover
 from react_agent.testing import ScriptedModel
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):
-    """Each test gets its own store folder and no model configuration from the environment."""
+    """Each test gets its own store and tool-state folders, and no model or demo configuration from
+    the environment."""
     monkeypatch.setenv("REACT_AGENT_HOME", str(tmp_path / "home"))
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REACT_AGENT_MODEL"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REACT_AGENT_MODEL", "REACT_AGENT_DEMO_DIR",
+                 "REACT_AGENT_REVIEW_ROOT", "REACT_AGENT_ALLOW_FETCH"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def state(tmp_path, monkeypatch):
+    """A fresh state folder (so a fresh demo shop database) for every test."""
+    folder = tmp_path / "state"
+    monkeypatch.setenv("REACT_AGENT_STATE_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tools():
+    """The shipped plugin folder's tools; every file in it must load."""
+    found = discover([ROOT / "tools"], use_entry_points=False)
+    assert found.skipped == []
+    return found.tools
 
 
 @pytest.fixture

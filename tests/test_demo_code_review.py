@@ -10,27 +10,12 @@ from pathlib import Path
 import pytest
 
 from react_agent import ModelRetry
-from react_agent.plugins import discover
 from react_agent.tasks import build_agent, load_task_file, run_task
 from react_agent.testing import ScriptedModel, reply, tool_call
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = ROOT / "tasks" / "code_review.yaml"
 SAMPLE = ROOT / "demo" / "sample_project"
-
-
-@pytest.fixture(autouse=True)
-def state(tmp_path, monkeypatch):
-    monkeypatch.setenv("REACT_AGENT_STATE_DIR", str(tmp_path / "state"))
-    for name in ("REACT_AGENT_DEMO_DIR", "REACT_AGENT_REVIEW_ROOT"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def tools():
-    found = discover([ROOT / "tools"], use_entry_points=False)
-    assert found.skipped == []
-    return found.tools
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from react_agent import ModelRetry
-from react_agent.plugins import _import_file, discover
+from react_agent.plugins import _import_file
 from react_agent.tasks import build_agent, load_task_file, run_task
 from react_agent.testing import ScriptedModel, reply, tool_call
 
@@ -25,20 +25,6 @@ SQLite checkpoints automatically once the WAL passes 1000 pages, and a long read
 [1] doc:sqlite-wal#3
 [2] paper:lamport1978
 """
-
-
-@pytest.fixture(autouse=True)
-def state(tmp_path, monkeypatch):
-    monkeypatch.setenv("REACT_AGENT_STATE_DIR", str(tmp_path / "state"))
-    for name in ("REACT_AGENT_DEMO_DIR", "REACT_AGENT_ALLOW_FETCH"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def tools():
-    found = discover([ROOT / "tools"], use_entry_points=False)
-    assert found.skipped == []
-    return found.tools
 
 
 @pytest.fixture(scope="module")

@@ -10,28 +10,11 @@ from pathlib import Path
 import pytest
 
 from react_agent import ModelRetry
-from react_agent.plugins import discover
 from react_agent.tasks import build_agent, load_task_file, run_task
 from react_agent.testing import ScriptedModel, reply, tool_call
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = ROOT / "tasks" / "support.yaml"
-
-
-@pytest.fixture(autouse=True)
-def state(tmp_path, monkeypatch):
-    """A fresh state folder (so a fresh shop database) for every test."""
-    folder = tmp_path / "state"
-    monkeypatch.setenv("REACT_AGENT_STATE_DIR", str(folder))
-    monkeypatch.delenv("REACT_AGENT_DEMO_DIR", raising=False)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tools():
-    found = discover([ROOT / "tools"], use_entry_points=False)
-    assert found.skipped == []
-    return found.tools
 
 
 # -- knowledge base -----------------------------------------------------------------------------------

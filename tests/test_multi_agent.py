@@ -22,13 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CATEGORIES = ["support", "technical", "billing"]
 
 
-@pytest.fixture(autouse=True)
-def state(tmp_path, monkeypatch):
-    """A fresh shop database for the task-file tests."""
-    monkeypatch.setenv("REACT_AGENT_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.delenv("REACT_AGENT_DEMO_DIR", raising=False)
-
-
 @tool
 def lookup(order_id: int) -> str:
     """Look up an order.
