@@ -46,6 +46,8 @@ class Agent:
         max_steps: int = 10,
         max_tokens_total: int | None = None,
         context_budget: int | None = None,
+        summarize_dropped: bool = False,
+        summary_template: str = "summarize.j2",
         max_tool_output: int = 8000,
         output_type: type[BaseModel] | None = None,
         output_retries: int = 2,
@@ -67,6 +69,8 @@ class Agent:
         self.max_steps = max_steps
         self.max_tokens_total = max_tokens_total
         self.context_budget = context_budget
+        self.summarize_dropped = summarize_dropped
+        self.summary_template = summary_template
         self.max_tool_output = max_tool_output
         self.output_type = output_type
         self.output_retries = output_retries

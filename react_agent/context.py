@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["estimate_tokens", "fit", "json_size", "split_units", "truncate"]
+if TYPE_CHECKING:
+    from .model import Model, ModelResponse
+    from .prompts import Prompts
+
+__all__ = ["estimate_tokens", "fit", "json_size", "split_units", "summarize", "truncate"]
 
 CHARS_PER_TOKEN = 4  # a conservative average for English and JSON with BPE tokenizers
+SUMMARY_TOKENS = 256  # the most a summary of left-out messages may take (its request's max_tokens)
 
 
 def truncate(text: str, limit: int) -> str:
@@ -103,3 +108,23 @@ def fit(history: list[dict[str, Any]], budget: int, fixed_tokens: int = 0,
         dropped = history[:bounds[last_user]] + history[ends[last_user]:start]
         return Fitted(task + history[start:], dropped)
     return Fitted(history[start:], history[:start])
+
+
+def transcript(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Messages as plain ``role``/``text`` lines for the summary prompt (tool calls spelled out)."""
+    lines = []
+    for message in messages:
+        text = str(message.get("content") or "")
+        calls = [f"{c['function']['name']}({c['function']['arguments']})" for c in message.get("tool_calls") or ()]
+        if calls:
+            text = f"{text} [called {', '.join(calls)}]".strip()
+        lines.append({"role": message["role"], "text": text})
+    return lines
+
+
+async def summarize(model: Model, prompts: Prompts, template: str, previous: str | None,
+                    messages: list[dict[str, Any]]) -> ModelResponse:
+    """Ask the model to fold ``messages`` into ``previous`` (a summary), with the ``template`` prompt."""
+    prompt = prompts.render(template, previous=previous, messages=transcript(messages))
+    return await model.complete([{"role": "user", "content": prompt}], [],
+                                {"max_tokens": SUMMARY_TOKENS, "temperature": 0.0})

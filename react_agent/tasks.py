@@ -42,6 +42,7 @@ class AgentSpec(_Strict):
     max_steps: int = Field(10, ge=1)
     max_tokens_total: int | None = Field(None, ge=1)
     context_budget: int | None = Field(None, ge=256)
+    summarize_dropped: bool = False  # summarize what the context budget leaves out (one model call)
     max_tool_output: int = Field(8000, ge=100)
     output_type: str | None = None  # "module:Class" of a pydantic model
     model_settings: dict[str, Any] = Field(default_factory=dict)
@@ -208,7 +209,8 @@ def build_agent(task_file: TaskFile, name: str | None = None, *, model: str | Mo
     agent = Agent(
         name=spec.name, instructions=spec.instructions, tools=[found.tools[t] for t in wanted],
         model=model or spec.model, max_steps=spec.max_steps, max_tokens_total=spec.max_tokens_total,
-        context_budget=spec.context_budget, max_tool_output=spec.max_tool_output, output_type=output_type,
+        context_budget=spec.context_budget, summarize_dropped=spec.summarize_dropped,
+        max_tool_output=spec.max_tool_output, output_type=output_type,
         model_settings=spec.model_settings, prompts=task_file.resolve(task_file.prompts),
         variables={**spec.variables, **(variables or {})}, store=store, answer_tool=True if spec.routes else None,
     )

@@ -169,3 +169,32 @@ async def test_long_tool_output_is_truncated_with_a_marker():
     assert content.startswith(full[:100])
     assert content.endswith(f"[... truncated: {len(full) - 100} of {len(full)} characters cut ...]")
     assert model.requests[1].messages[-1]["content"] == content
+
+
+class SummarizingModel(ScriptedModel):
+    """Answers the summary requests (the ones without tools) itself; the rest come from the script."""
+
+    def __init__(self, script: list) -> None:
+        super().__init__(script)
+        self.summary_prompts: list[str] = []
+
+    async def complete(self, messages, tools, settings):
+        if not tools:
+            self.summary_prompts.append(messages[0]["content"])
+            return reply(f"summary #{len(self.summary_prompts)}")
+        return await super().complete(messages, tools, settings)
+
+
+async def test_left_out_messages_are_summarized_when_asked():
+    model = SummarizingModel([tool_call("lookup", {"q": f"q{i}"}) for i in range(6)] + [reply("done")])
+    agent = Agent(tools=[lookup], model=model, context_budget=900, summarize_dropped=True)
+    run = await agent.run("find it")
+    assert run.status == "completed"
+    assert_valid_history(model)
+    assert model.summary_prompts, "the budget left messages out, so a summary was asked for"
+    first, second = model.summary_prompts[:2]  # the budget is small: messages are left out twice or more
+    assert "[called lookup(" in first and "Summary of what came before" not in first
+    assert "summary #1" in second and "\"q0\"" not in second  # folds the earlier summary in, not q0 again
+    system = model.requests[-1].messages[0]["content"]
+    assert f"summary #{len(model.summary_prompts)}" in system and "left out" in system
+    assert run.usage.requests == len(model.requests) + len(model.summary_prompts)
