@@ -122,7 +122,7 @@ def print_summary(console: Console, outcomes: list[TaskOutcome], seconds: float)
         passed = sum(c.passed for c in outcome.checks)
         table.add_row(
             outcome.task, last.status, f"{passed}/{len(outcome.checks)}",
-            str(sum(len(r.steps) for r in outcome.results)),
+            str(sum(r.total_steps for r in outcome.results)),
             str(sum(r.total_usage.total_tokens for r in outcome.results)),
             _cost(_sum_costs(r.total_usage.cost_usd for r in outcome.results)),
             f"{sum(r.ms for r in outcome.results) / 1000:.1f}s",

@@ -82,6 +82,11 @@ class RunResult(BaseModel):
         return [call for step in self.steps for call in step.actions]
 
     @property
+    def total_steps(self) -> int:
+        """Steps of this run and of the runs nested in it (a router's own run has none)."""
+        return len(self.steps) + sum(child.total_steps for child in self.children)
+
+    @property
     def total_usage(self) -> Usage:
         """``usage`` (this run's own model calls) plus the nested runs' total usage."""
         total = self.usage.model_copy()

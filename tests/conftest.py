@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -79,3 +80,13 @@ def assert_valid_history(model: ScriptedModel) -> None:
     for n, request in enumerate(model.requests):
         assert request.messages[0]["role"] == "system"
         assert history_problems(request.messages) == [], f"request #{n}"
+
+
+@pytest.fixture
+def repo_copy(tmp_path, monkeypatch):
+    """A scratch copy of what a task run reads (tasks, prompts, tools, cassettes, demo data), as the
+    working directory: replays and CLI runs cannot touch the repository."""
+    for part in ("tasks", "prompts", "tools", "cassettes", "demo"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -14,15 +14,6 @@ from react_agent.recording import body_differences
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def repo_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A scratch copy of the parts of the repo a task run reads, as the working directory."""
-    for part in ("tasks", "prompts", "tools", "cassettes", "demo"):
-        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def test_replay_of_the_quickstart_passes_its_checks(repo_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "tasks/quickstart.yaml", "--replay", "--json"]) == 0
     outcomes = json.loads(capsys.readouterr().out)

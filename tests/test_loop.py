@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import threading
 from collections import Counter
 
@@ -11,6 +13,7 @@ from conftest import assert_valid_history, history_problems
 from pydantic import BaseModel
 
 from react_agent import Agent, ModelHTTPError, ModelRetry, ToolContext, UserError, tool
+from react_agent.log import configure_logging
 from react_agent.steps import RunEnd, StepEnd, TextDelta, ToolEnd, ToolStart
 from react_agent.testing import ScriptedModel, reply, tool_call, tool_calls
 
@@ -545,3 +548,25 @@ async def test_every_tool_end_and_step_end_comes_after_what_it_reports_is_on_dis
     assert result.status == "completed"
     assert len(seen) == 6 and seen[-1] == "step 2"
     assert history_problems(store.messages("s1")) == []
+
+
+async def test_every_event_is_logged_as_json_lines_with_run_data():
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add."""
+        return a + b
+
+    stream = io.StringIO()
+    configure_logging("INFO", json=True, stream=stream)
+    try:
+        model = ScriptedModel([tool_call("add", {"a": 1, "b": 2}), reply("3")])
+        result = await Agent(tools=[add], model=model).run("1+2?", session="logged")
+    finally:
+        configure_logging("WARNING")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == [
+        "run_start", "tool_start", "tool_end", "step", "step", "run_end"]
+    assert all(line["run_id"] == result.run_id and line["session"] == "logged" for line in lines)
+    tool_end = lines[2]
+    assert tool_end["tool"] == "add" and tool_end["step"] == 0 and "ms" in tool_end
+    assert lines[3]["prompt_tokens"] == 20 and lines[-1]["status"] == "completed"

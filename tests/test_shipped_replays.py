@@ -6,7 +6,6 @@ verdict the live run gave."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,6 @@ STATUSES = {"completed", "max_steps", "loop_detected", "token_budget", "error"}
 def requests_made(run: dict[str, Any]) -> int:
     """Model requests of a run and of the runs nested in it (a router's own usage is empty)."""
     return int(run["usage"]["requests"]) + sum(requests_made(child) for child in run.get("children", []))
-
-
-@pytest.fixture
-def repo_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for part in ("tasks", "prompts", "tools", "cassettes", "demo"):
-        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.mark.parametrize("task_file", TASK_FILES)
