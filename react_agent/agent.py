@@ -235,7 +235,8 @@ class Agent:
             result = await agent.run(request, session=session, _depth=(context.depth + 1) if context else 1)
             return DelegationReport.of(result)
 
-        delegate.__doc__ = description or f"Ask the {agent.name} agent. Args:\n    request: what to ask it."
+        summary = description or f"Ask the {agent.name} agent."
+        delegate.__doc__ = f"{summary}\n\nArgs:\n    request: what to ask the {agent.name} agent, in plain words."
         built = tool(name=name or f"ask_{agent.name}")(delegate)
         built.source = f"agent:{agent.name}"
         return built
@@ -243,12 +244,12 @@ class Agent:
 
 class DelegationReport(BaseModel):
     """What a delegating agent's model sees of a nested run (its JSON). The loop takes the full
-    ``RunResult`` from ``run`` and lists it in the parent's ``RunResult.children``."""
+    ``RunResult`` from ``run`` and lists it in the parent's ``RunResult.children``. No run id: the
+    model has no use for it, and a random id would make recorded requests unrepeatable."""
 
     agent: str
     status: str
     output: Any = None
-    run_id: str
     tokens: int  # the nested run's total, its own nested runs included
     cost_usd: float | None
     _run: RunResult | None = PrivateAttr(None)
@@ -261,7 +262,7 @@ class DelegationReport(BaseModel):
     def of(cls, result: RunResult) -> DelegationReport:
         output = result.output.model_dump(mode="json") if isinstance(result.output, BaseModel) else result.output
         total = result.total_usage
-        report = cls(agent=result.agent, status=result.status, output=output, run_id=result.run_id,
+        report = cls(agent=result.agent, status=result.status, output=output,
                      tokens=total.total_tokens, cost_usd=total.cost_usd)
         report._run = result
         return report
