@@ -239,22 +239,16 @@ class LocalModel(OpenAIModel):
     async def stream(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], settings: dict[str, Any]
     ) -> AsyncIterator[str | ModelResponse]:
-        held: list[str] = []  # text that may turn out to be the "functions.NAME:" quirk
-        async for item in super().stream(messages, tools, settings):
-            if isinstance(item, str):
-                held.append(item)
-                text = "".join(held)
-                if not (_QUIRK_PREFIX.startswith(text) or text.startswith(_QUIRK_PREFIX)):
-                    yield text
-                    held.clear()
-                continue
-            chosen = _chosen_without_arguments(item, tools)
-            if chosen is None:
-                if held:
-                    yield "".join(held)
+        if not tools:
+            async for item in super().stream(messages, tools, settings):
                 yield item
-            else:
-                yield await self._arguments_for(chosen, item, messages, tools, settings)
+            return
+        # With tools the handler refuses to stream ("Automatic streaming tool choice is not supported",
+        # raised after the response started): ask without streaming and pass the text on whole.
+        response = await self.complete(messages, tools, settings)
+        if response.text:
+            yield response.text
+        yield response
 
     async def _arguments_for(self, name: str, first: ModelResponse, messages: list[dict[str, Any]],
                              tools: list[dict[str, Any]], settings: dict[str, Any]) -> ModelResponse:

@@ -127,3 +127,20 @@ async def test_streaming(tape: Cassette) -> None:
     assert result is not None and result.status == "completed"
     assert len(deltas) > 1 and "".join(deltas).strip() == result.output
     assert recorded_bodies(tape)[0]["stream"] is True
+
+
+async def test_streaming_with_tools(tape: Cassette) -> None:
+    """The local server cannot stream while it must choose a tool; the adapter asks without streaming
+    and the loop still emits every event."""
+    agent = make_agent(tape, "calculate", instructions="Use the calculate tool for arithmetic.", max_steps=3)
+    kinds: list[str] = []
+    result = None
+    async for event in agent.stream("What is 12 * 12? Use the calculate tool."):
+        kinds.append(event.type)
+        if event.type == "run_end":
+            result = event.result
+    assert result is not None and result.tool_calls
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end"
+    assert {"tool_start", "tool_end", "step_end"} <= set(kinds)
+    assert all("stream" not in body for body in recorded_bodies(tape))
+    assert_history_valid(result, agent)
