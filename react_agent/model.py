@@ -284,6 +284,8 @@ class OpenAIModel:
     async def stream(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], settings: dict[str, Any]
     ) -> AsyncIterator[str | ModelResponse]:
+        import httpx2  # noqa: PLC0415 - comes with openai; loaded with it
+
         started = time.perf_counter()
         response = await self._post(self._body(messages, tools, settings, stream=True), stream=True)
         acc = StreamAccumulator(self.price_as, len(messages))
@@ -300,8 +302,12 @@ class OpenAIModel:
                     raise UnexpectedModelBehavior(f"a stream chunk is not JSON: {payload[:200]!r}") from exc
                 if text := acc.feed(chunk):
                     yield text
+        except httpx2.HTTPError as exc:  # the connection broke after the response had started
+            raise ModelHTTPError(None, None, f"the stream broke off: {type(exc).__name__}: {exc}") from exc
         finally:
             await response.aclose()
+        if acc.finish_reason is None and not acc.text and not acc.calls:
+            raise UnexpectedModelBehavior("the stream ended before the model said anything")
         yield acc.result((time.perf_counter() - started) * 1000)
 
     async def aclose(self) -> None:

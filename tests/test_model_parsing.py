@@ -219,3 +219,41 @@ def test_run_sync_twice_gets_a_client_for_each_event_loop(monkeypatch):
     second = agent.run_sync("1 + 2 again?")
     assert (first.status, first.output, second.status, second.output) == ("completed", "3", "completed", "3")
     assert len(created) == 2 and created[0] is not created[1]  # one client per loop, not one per request
+
+
+def _model_with_transport(monkeypatch, handler) -> OpenAIModel:
+    real_client = openai.AsyncOpenAI
+    monkeypatch.setattr(openai, "AsyncOpenAI", lambda **kwargs: real_client(
+        **kwargs, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler))))
+    return OpenAIModel("gpt-4o-mini", base_url="http://mock/v1", api_key="x", max_retries=0)
+
+
+class _BreakingStream(httpx2.AsyncByteStream):
+    """Sends one good chunk, then the connection breaks."""
+
+    async def __aiter__(self):
+        yield b'data: {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}\n\n'
+        raise httpx2.ReadError("connection reset by peer")
+
+
+async def test_a_stream_that_breaks_off_ends_the_run_with_an_api_error(monkeypatch):
+    model = _model_with_transport(monkeypatch, lambda request: httpx2.Response(
+        200, headers={"content-type": "text/event-stream"}, stream=_BreakingStream()))
+    deltas, result = [], None
+    async for event in Agent(model=model).stream("hi"):
+        if event.type == "text_delta":
+            deltas.append(event.text)
+        elif event.type == "run_end":
+            result = event.result
+    assert deltas == ["Hel"]
+    assert result.status == "error" and result.error_type == "ModelHTTPError"
+    assert "the stream broke off" in result.error and "connection reset" in result.error
+
+
+async def test_an_empty_stream_is_an_unexpected_model_behavior(monkeypatch):
+    model = _model_with_transport(monkeypatch, lambda request: httpx2.Response(
+        200, headers={"content-type": "text/event-stream"}, content=b": keep-alive\n\n"))
+    events = [event async for event in Agent(model=model).stream("hi")]
+    result = events[-1].result
+    assert result.status == "error" and result.error_type == "UnexpectedModelBehavior"
+    assert result.error == "the stream ended before the model said anything"
