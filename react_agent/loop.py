@@ -280,8 +280,11 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bo
         state.store.save_tool_result(state.session, calls[i].id, {"kind": outcome.kind, "content": outcome.content})
         return event
 
-    if runnable:
-        state.flush()  # the assistant's tool calls are stored before any of them runs
+    if len(runnable) > 1:
+        # Results are saved as each tool finishes, so the calls they answer must be on disk first. A
+        # lone call needs no write of its own: if it dies with the process, a resumed run asks the
+        # model again (the call never had a result to keep); one SQLite transaction a step saved.
+        state.flush()
     parallel = [invoke(i, c, t) for i, c, t in runnable if not t.sequential]
     for next_done in asyncio.as_completed(parallel):
         if (event := finished(*await next_done)) is not None:
