@@ -39,8 +39,10 @@ async def test_kb_search_stems_words(tools):
 
 
 async def test_kb_search_bad_inputs(tools):
-    with pytest.raises(ModelRetry, match="limit"):
-        await tools["search_knowledge_base"](query="returns", limit=9)
+    too_many = await tools["search_knowledge_base"].invoke('{"query": "returns", "limit": 9}')
+    assert too_many.kind == "invalid_arguments" and "limit: Input should be less than or equal to 5" in too_many.content
+    schema = tools["search_knowledge_base"].schema()["function"]["parameters"]["properties"]["limit"]
+    assert (schema["minimum"], schema["maximum"]) == (1, 5)  # the model is told the bounds it is held to
     with pytest.raises(ModelRetry, match="no words"):
         await tools["search_knowledge_base"](query="?! --")
     assert (await tools["search_knowledge_base"](query="zebra quantum")).startswith("No article matches")

@@ -10,16 +10,31 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from react_agent import ModelRetry
 from react_agent.memory import state_dir
 
 DEMO_DIR_ENV = "REACT_AGENT_DEMO_DIR"
 DB_NAME = "shop.db"
 SEED_TABLES = ("customers", "products", "orders", "order_items")  # in foreign-key order
+
+
+_ORDER_REF = re.compile(r"^\s*(?:order\s*)?(?:(?:no\.?|number|id)\s*)?#?\s*(\d{1,9})\s*$", re.IGNORECASE)
+
+
+def parse_order_id(order_id: int | str) -> int:
+    """1042, "1042", "#1042", "order 1042" or "Order #1042" → 1042; anything else is a ModelRetry."""
+    if isinstance(order_id, int):
+        return order_id
+    match = _ORDER_REF.match(order_id)
+    if match is None:
+        raise ModelRetry(f"{order_id!r} is not an order number. Pass just the number, e.g. 1042.")
+    return int(match.group(1))
 
 
 def demo_dir() -> Path:

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from react_agent import ModelRetry
+
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _STOPWORD_TEXT = (
     "a an and are as at be been but by can could do does did for from had has have how i if in into is it its "
@@ -25,6 +27,14 @@ def match_expression(text: str) -> str | None:
     kept = [w for w in words if w not in STOPWORDS] or words
     unique = list(dict.fromkeys(kept))[:24]
     return " OR ".join(f'"{w}"' for w in unique) if unique else None
+
+
+def require_words(query: str, example: str) -> str:
+    """The MATCH expression for ``query``; a ModelRetry when the query has no word to search for."""
+    expression = match_expression(query)
+    if expression is None:
+        raise ModelRetry(f"The query has no words to search for; use a few keywords, e.g. {example}.")
+    return expression
 
 
 def markdown_sections(path: Path) -> tuple[str, list[tuple[str, str]]]:

@@ -7,23 +7,11 @@ returned order once the item is back at the warehouse; card refunds take 5 to 10
 
 from __future__ import annotations
 
-import re
-
 from react_agent import ModelRetry, tool
 from react_agent.plugins import load_sibling
 
 shop = load_sibling(__file__, "_shop")
-_ORDER_REF = re.compile(r"^\s*(?:order\s*)?(?:(?:no\.?|number|id)\s*)?#?\s*(\d{1,9})\s*$", re.IGNORECASE)
 CARD_DAYS = "5 to 10 business days"
-
-
-def _order_number(order_id: int | str) -> int:
-    if isinstance(order_id, int):
-        return order_id
-    match = _ORDER_REF.match(order_id)
-    if match is None:
-        raise ModelRetry(f"{order_id!r} is not an order number. Pass just the number, e.g. 1042.")
-    return int(match.group(1))
 
 
 def _refund_line(status: str, total: float) -> str:
@@ -43,7 +31,7 @@ def billing_status(order_id: int | str) -> str:
     Args:
         order_id: the order number, e.g. 1003.
     """
-    number = _order_number(order_id)
+    number = shop.parse_order_id(order_id)
     with shop.connect(readonly=True) as conn:
         row = conn.execute("SELECT status, total, order_date FROM orders WHERE order_id = ?",
                            (number,)).fetchone()

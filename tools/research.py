@@ -20,6 +20,9 @@ import urllib.error
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from react_agent import ModelRetry, tool
 from react_agent.plugins import load_sibling
@@ -89,17 +92,14 @@ def known_sources() -> dict[str, str]:
 
 
 @tool
-def search_documents(query: str, limit: int = 3) -> str:
+def search_documents(query: str, limit: Annotated[int, Field(ge=1, le=5)] = 3) -> str:
     """Search the technical notes (SQLite, HTTP caching, clocks, Raft, Bloom filters, TCP).
 
     Args:
         query: a few keywords, e.g. "WAL checkpoint".
-        limit: how many passages to return (1-5).
+        limit: how many passages to return.
     """
-    if not 1 <= limit <= 5:
-        raise ModelRetry("limit must be between 1 and 5.")
-    if text_search.match_expression(query) is None:
-        raise ModelRetry("The query has no words to search for; use a few keywords.")
+    text_search.require_words(query, "'raft election'")
     hits = _DOCS_INDEX.search(_DOCS_INDEX.fingerprint(_doc_files()), _doc_rows, query, limit)
     if not hits:
         return f"No notes match {query!r}. Try other keywords or search_abstracts."
@@ -108,17 +108,14 @@ def search_documents(query: str, limit: int = 3) -> str:
 
 
 @tool
-def search_abstracts(query: str, limit: int = 3) -> str:
+def search_abstracts(query: str, limit: Annotated[int, Field(ge=1, le=5)] = 3) -> str:
     """Search summaries of research papers (distributed systems, networking, retrieval, agents).
 
     Args:
         query: a few keywords, e.g. "vector clocks".
-        limit: how many papers to return (1-5).
+        limit: how many papers to return.
     """
-    if not 1 <= limit <= 5:
-        raise ModelRetry("limit must be between 1 and 5.")
-    if text_search.match_expression(query) is None:
-        raise ModelRetry("The query has no words to search for; use a few keywords.")
+    text_search.require_words(query, "'raft election'")
     path = research_dir() / "abstracts.csv"
     hits = _PAPERS_INDEX.search(_PAPERS_INDEX.fingerprint([path]), _paper_rows, query, limit)
     if not hits:

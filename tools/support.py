@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 import sqlite3
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from react_agent import ModelRetry, tool
 from react_agent.plugins import load_sibling
@@ -20,7 +22,6 @@ shop = load_sibling(__file__, "_shop")
 text_search = load_sibling(__file__, "_text_search")
 
 Priority = Literal["low", "medium", "high", "urgent"]
-_ORDER_REF = re.compile(r"^\s*(?:order\s*)?(?:(?:no\.?|number|id)\s*)?#?\s*(\d{1,9})\s*$", re.IGNORECASE)
 _TICKET_REF = re.compile(r"^\s*(?:ticket\s*)?#?\s*(?:T-?)?(\d{1,9})\s*$", re.IGNORECASE)
 _KB_INDEX = text_search.Index()
 PASSAGE_CHARS = 260
@@ -36,16 +37,6 @@ def _kb_rows() -> list[tuple[str, int, str, str, str]]:
         title, sections = text_search.markdown_sections(path)
         rows.extend((path.stem, n, title, heading, text) for n, (heading, text) in enumerate(sections, start=1))
     return rows
-
-
-def parse_order_id(order_id: int | str) -> int:
-    """1042, "1042", "#1042", "order 1042" or "Order #1042" → 1042; anything else is a ModelRetry."""
-    if isinstance(order_id, int):
-        return order_id
-    match = _ORDER_REF.match(order_id)
-    if match is None:
-        raise ModelRetry(f"{order_id!r} is not an order number. Pass just the number, e.g. 1042.")
-    return int(match.group(1))
 
 
 def parse_ticket_id(ticket_id: str) -> int:
@@ -71,17 +62,14 @@ def _order_row(conn: sqlite3.Connection, number: int) -> sqlite3.Row:
 
 
 @tool
-def search_knowledge_base(query: str, limit: int = 3) -> str:
+def search_knowledge_base(query: str, limit: Annotated[int, Field(ge=1, le=5)] = 3) -> str:
     """Search the help-center articles (shipping, returns, refunds, warranty, payments, account...).
 
     Args:
         query: a few keywords, e.g. "return window".
-        limit: how many passages to return (1-5).
+        limit: how many passages to return.
     """
-    if not 1 <= limit <= 5:
-        raise ModelRetry("limit must be between 1 and 5.")
-    if text_search.match_expression(query) is None:
-        raise ModelRetry("The query has no words to search for; use a few keywords, e.g. 'refund time'.")
+    text_search.require_words(query, "'refund time'")
     files = list(kb_dir().glob("*.md"))
     hits = _KB_INDEX.search(_KB_INDEX.fingerprint(files), _kb_rows, query, limit)
     if not hits:
@@ -96,7 +84,7 @@ def check_order_status(order_id: int | str) -> str:
     Args:
         order_id: the order number, e.g. 1042.
     """
-    number = parse_order_id(order_id)
+    number = shop.parse_order_id(order_id)
     with shop.connect(readonly=True) as conn:
         row = _order_row(conn, number)
         items = conn.execute(
@@ -137,7 +125,7 @@ def create_ticket(subject: str, description: str, priority: Priority = "medium",
         raise ModelRetry("subject is too long; keep it under 120 characters and put details in description.")
     if not description:
         raise ModelRetry("description is empty; say what happened and what the customer wants.")
-    number = parse_order_id(order_id) if order_id is not None and order_id != "" else None
+    number = shop.parse_order_id(order_id) if order_id is not None and order_id != "" else None
     with shop.connect() as conn:
         conn.execute("BEGIN IMMEDIATE")
         if number is not None:
