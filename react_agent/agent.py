@@ -184,10 +184,7 @@ class Agent:
         log = logger().bind(run_id=state.run_id, session=state.session, agent=self.name)
         async for event in run_loop(state, stream=_stream_tokens, resume=resume):
             _log_event(log, event)
-            for hook in self.hooks:
-                outcome = hook(event)
-                if inspect.isawaitable(outcome):
-                    await outcome
+            await call_hooks(self.hooks, event)
             yield event
 
     def _start(self, input: str, *, session: str | None, user_id: str | None, resume: bool,
@@ -266,6 +263,14 @@ class DelegationReport(BaseModel):
                      tokens=total.total_tokens, cost_usd=total.cost_usd)
         report._run = result
         return report
+
+
+async def call_hooks(hooks: Iterable[Hook], event: Event) -> None:
+    """Give ``event`` to each hook in turn; a hook may be sync or async."""
+    for hook in hooks:
+        outcome = hook(event)
+        if inspect.isawaitable(outcome):
+            await outcome
 
 
 def _last_run(store: Store, session: str | None) -> dict[str, Any] | None:

@@ -15,7 +15,6 @@ answer sent back (``output_retries``) like every other output validation failure
 
 from __future__ import annotations
 
-import inspect
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
-from .agent import Agent, Hook
+from .agent import Agent, Hook, call_hooks
 from .errors import UserError
 from .steps import Event, RunEnd, RunResult, RunStart
 
@@ -145,7 +144,4 @@ class Router:
         return result
 
     async def _emit(self, event: Event) -> None:
-        for hook in self.hooks:
-            outcome = hook(event)
-            if inspect.isawaitable(outcome):
-                await outcome
+        await call_hooks(self.hooks, event)
