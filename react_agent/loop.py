@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -257,8 +258,25 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bo
         else:
             outcomes[i] = found
 
+    unsaved = len(runnable)
+    lock = threading.Lock()
+
+    def keeper(call: RawToolCall) -> Callable[[ToolOutcome], None]:
+        def keep(outcome: ToolOutcome) -> None:
+            """Save a result the moment its tool finishes (in the tool's thread for sync tools). The
+            turn's last result needs no write of its own: the step is journaled (with every tool
+            message) before anything else runs, and its ``ToolEnd`` is held until then."""
+            nonlocal unsaved
+            with lock:
+                unsaved -= 1
+                last = unsaved == 0
+            if not last:
+                content = truncate(outcome.content, agent.max_tool_output)  # as the model will see it
+                state.store.save_tool_result(state.session, call.id, {"kind": outcome.kind, "content": content})
+        return keep
+
     async def invoke(i: int, call: RawToolCall, tool: Tool) -> tuple[int, ToolOutcome]:
-        outcome = await tool.invoke(call.arguments, context)
+        outcome = await tool.invoke(call.arguments, context, keeper(call))
         if isinstance(outcome.value, DelegationReport) and outcome.value.run is not None:
             state.children.append(outcome.value.run)
         outcome.content = truncate(outcome.content, agent.max_tool_output)
@@ -267,9 +285,7 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bo
     left = len(runnable)
 
     def finished(i: int, outcome: ToolOutcome) -> ToolEnd | None:
-        """Save a tool's result the moment it finishes. The turn's last result needs no write of its
-        own: the step is journaled (with every tool message) before anything else runs, and its
-        ``ToolEnd`` is held until then."""
+        """Record a finished call; the turn's last ``ToolEnd`` waits until the step is journaled."""
         nonlocal left
         left -= 1
         outcomes[i] = outcome
@@ -277,7 +293,6 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bo
         if left == 0:
             state.held.append(event)
             return None
-        state.store.save_tool_result(state.session, calls[i].id, {"kind": outcome.kind, "content": outcome.content})
         return event
 
     if len(runnable) > 1:

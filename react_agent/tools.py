@@ -13,6 +13,7 @@ import inspect
 import json
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -128,6 +129,9 @@ class ToolOutcome:
         return self.kind == "ok"
 
 
+Keep = Callable[["ToolOutcome"], None]  # called with a call's outcome where the tool ran
+
+
 @dataclass(eq=False)
 class Tool:
     """A callable the model may use. Build one with ``@tool``."""
@@ -164,8 +168,13 @@ class Tool:
         """Parse the model's JSON arguments; raises ``ValidationError`` (JSON or schema problems)."""
         return self.args_model.model_validate_json(raw_arguments.strip() or "{}")
 
-    async def invoke(self, raw_arguments: str, context: ToolContext | None = None) -> ToolOutcome:
-        """Validate and run. Every model-side failure becomes a ``ToolOutcome`` the model can read."""
+    async def invoke(self, raw_arguments: str, context: ToolContext | None = None,
+                     keep: Keep | None = None) -> ToolOutcome:
+        """Validate and run. Every model-side failure becomes a ``ToolOutcome`` the model can read.
+
+        ``keep`` gets the outcome the moment the tool returns or fails — in the tool's own thread for
+        a sync tool — so a result is saved even if the process dies before the loop sees it. It is
+        not called for a call that timed out (its late result belongs to no one)."""
         try:
             parsed = self.validate(raw_arguments)
         except ValidationError as exc:
@@ -174,34 +183,47 @@ class Tool:
         call_args = dict(arguments)
         if self.context_param is not None:
             call_args[self.context_param] = context
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = time.perf_counter()
+        abandoned = threading.Event()
+
+        def settle(value: Any = None, error: Exception | None = None) -> ToolOutcome:
+            outcome = self._outcome(arguments, value, error, (time.perf_counter() - started) * 1000)
+            if keep is not None and not abandoned.is_set():
+                keep(outcome)
+            return outcome
+
+        def run_sync() -> ToolOutcome:
+            try:
+                value = self.fn(**call_args)
+            except Exception as exc:  # noqa: BLE001 - any tool failure is an observation for the model
+                return settle(error=exc)
+            return settle(value)
+
         deadline = asyncio.timeout(self.timeout)
         try:
             async with deadline:
-                if self.is_async:
+                if not self.is_async:  # in a thread of our own pool, with the caller's contextvars
+                    run = functools.partial(contextvars.copy_context().run, run_sync)
+                    return await asyncio.get_running_loop().run_in_executor(tool_executor(), run)
+                try:
                     value = await self.fn(**call_args)
-                else:  # in a thread of our own pool, with the caller's contextvars
-                    run = functools.partial(contextvars.copy_context().run, self.fn, **call_args)
-                    value = await loop.run_in_executor(tool_executor(), run)
-        except TimeoutError as exc:
-            if deadline.expired():
-                return ToolOutcome(
-                    "timeout", f"Tool {self.name!r} timed out after {self.timeout:g}s.", arguments,
-                    ms=(loop.time() - started) * 1000,
-                )
-            return ToolOutcome(  # the tool itself raised TimeoutError: an error like any other
-                "tool_error", f"Tool {self.name!r} raised {type(exc).__name__}: {exc}", arguments,
-                ms=(loop.time() - started) * 1000,
-            )
-        except ModelRetry as retry:
-            return ToolOutcome("retry", retry.message, arguments, ms=(loop.time() - started) * 1000)
-        except Exception as exc:  # noqa: BLE001 - any tool failure is an observation for the model
-            return ToolOutcome(
-                "tool_error", f"Tool {self.name!r} raised {type(exc).__name__}: {exc}", arguments,
-                ms=(loop.time() - started) * 1000,
-            )
-        return ToolOutcome("ok", render_result(value), arguments, value, ms=(loop.time() - started) * 1000)
+                except Exception as exc:  # noqa: BLE001 - as above; a timeout is not an Exception here
+                    return settle(error=exc)
+                return settle(value)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            abandoned.set()
+            return ToolOutcome("timeout", f"Tool {self.name!r} timed out after {self.timeout:g}s.", arguments,
+                               ms=(time.perf_counter() - started) * 1000)
+
+    def _outcome(self, arguments: dict[str, Any], value: Any, error: Exception | None, ms: float) -> ToolOutcome:
+        if isinstance(error, ModelRetry):
+            return ToolOutcome("retry", error.message, arguments, ms=ms)
+        if error is not None:  # a TimeoutError the tool raised itself lands here too: an error like any other
+            return ToolOutcome("tool_error", f"Tool {self.name!r} raised {type(error).__name__}: {error}",
+                               arguments, ms=ms)
+        return ToolOutcome("ok", render_result(value), arguments, value, ms=ms)
 
     async def __call__(self, **kwargs: Any) -> Any:
         """Call the underlying function directly (validated), e.g. from tests."""
