@@ -14,6 +14,7 @@ from react_agent.memory import Store
 from react_agent.testing import ScriptedModel, reply, tool_calls
 
 PLUGIN = '''
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ async def crash(item: str) -> str:
     loop on purpose: the loop never sees fetch finish, so only a save made in fetch's own thread
     survives."""
     if os.environ.get("CRASH") == "1":
+        await asyncio.sleep(0.2)  # let fetch start in its thread, then hold the loop
         deadline = time.monotonic() + 10
         while "fetch:" not in (LOG.read_text() if LOG.exists() else "") and time.monotonic() < deadline:
             time.sleep(0.01)
