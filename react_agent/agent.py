@@ -206,7 +206,9 @@ class Agent:
             session = record["session"]
             steps = [Step.model_validate(s) for s in store.run_steps(run_id)]
             variables = {**(record.get("variables") or {}), **(variables or {})}
+            system = self.system_prompt(variables)
         else:
+            system = self.system_prompt(variables)  # a bad template fails before anything is written
             session = session or uuid.uuid4().hex[:12]
             run_id = run_id or uuid.uuid4().hex[:12]
             if not store.exists(session):
@@ -218,9 +220,8 @@ class Agent:
         usage = Usage()
         for step in steps:  # a resumed run goes on counting (and budgeting) from its journaled steps
             usage.add(step.usage)
-        return RunState(agent=self, run_id=run_id, session=session, store=store,
-                        system=self.system_prompt(variables), history=store.messages(session), steps=steps,
-                        depth=depth, usage=usage)
+        return RunState(agent=self, run_id=run_id, session=session, store=store, system=system,
+                        history=store.messages(session), steps=steps, depth=depth, usage=usage)
 
     def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
         """This agent as a tool another agent can call; the nested run shares the store and its usage

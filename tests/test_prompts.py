@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from react_agent import Agent, PromptError, tool
 from react_agent.prompts import Prompts, default_prompt_dir
+from react_agent.testing import ScriptedModel
 
 
 @pytest.fixture
@@ -91,3 +92,10 @@ def test_agent_instructions_template_gets_variables(prompt_dir):
     assert "Hello Cy, welcome to Acme." in agent.system_prompt({"name": "Cy"})
     with pytest.raises(PromptError, match=r"greet\.j2"):
         agent.system_prompt()
+
+
+async def test_a_missing_template_fails_before_anything_is_written(store):
+    agent = Agent(instructions="nope.j2", model=ScriptedModel([]), store=store)
+    with pytest.raises(PromptError, match=r"nope\.j2"):
+        await agent.run("hi", session="s1")
+    assert store.sessions() == [] and store.runs() == []
