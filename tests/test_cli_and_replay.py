@@ -10,6 +10,8 @@ import pytest
 
 from react_agent.cli import main
 from react_agent.recording import body_differences
+from react_agent.runner import cassette_path
+from react_agent.tasks import load_task_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,3 +84,11 @@ def test_body_differences_points_at_the_field() -> None:
     diffs = body_differences(recorded, live)
     assert any(d.startswith("messages[0].content") for d in diffs)
     assert "stream: not recorded, now true" in diffs
+
+
+def test_cassette_paths_keep_the_sub_path_below_tasks() -> None:
+    folder = Path("cassettes")
+    assert cassette_path(folder, load_task_file(ROOT / "tasks" / "support.yaml"), "x") == folder / "support" / "x.yaml"
+    suite = load_task_file(ROOT / "tasks" / "eval" / "support.yaml")
+    assert cassette_path(folder, suite, "x") == folder / "eval" / "support" / "x.yaml"
+    assert cassette_path(folder, suite, "x", trial=2) == folder / "eval" / "support" / "x.trial2.yaml"
