@@ -122,12 +122,6 @@ class Agent:
         extra = [self.answer_tool.schema()] if self.answer_tool else []
         return [*(t.schema() for t in self.tools.values()), *extra]
 
-    @cached_property
-    def tool_schema_tokens(self) -> int:
-        from .context import CHARS_PER_TOKEN, json_size  # noqa: PLC0415
-
-        return -(-json_size(self.tool_schemas) // CHARS_PER_TOKEN)
-
     def system_prompt(self, variables: dict[str, Any] | None = None) -> str:
         values = {**self.variables, **(variables or {})}
         instructions = self.prompts.instructions(self.instructions, **values)
