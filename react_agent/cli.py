@@ -138,16 +138,19 @@ def _outcome_json(outcome: TaskOutcome) -> dict[str, Any]:
 def cmd_chat(args: argparse.Namespace) -> int:
     from .agent import Agent  # noqa: PLC0415
     from .report import TracePrinter  # noqa: PLC0415
-    from .tasks import build_agent, load_task_file  # noqa: PLC0415
+    from .router import Router  # noqa: PLC0415
+    from .tasks import build_runner, load_task_file  # noqa: PLC0415
 
     console = _console()
-    if args.taskfile:
-        agent = build_agent(load_task_file(args.taskfile), args.agent, model=args.model)
+    agent: Agent | Router
+    if args.taskfile:  # an agent, or a router with its specialists; by default the one the tasks use
+        task_file = load_task_file(args.taskfile)
+        agent = build_runner(task_file, args.agent or task_file.tasks[0].agent, model=args.model)
     else:  # no task file: a plain assistant (a small local model cannot juggle every shipped tool)
         agent = Agent(name="assistant", model=args.model)
     session = args.session or f"chat-{int(time.time())}"
     agent.hooks.append(TracePrinter(console))
-    console.print(f"session {session} with {agent.name} ({len(agent.tools)} tools). Empty line or Ctrl-D ends.")
+    console.print(f"session {session} with {agent.name}. Empty line or Ctrl-D ends.")
     while True:
         try:
             text = input("you> ").strip()

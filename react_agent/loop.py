@@ -91,6 +91,11 @@ class RunState:
     unsaved: list[dict[str, Any]] = field(default_factory=list)  # appended to history, not yet stored
     held: list[Event] = field(default_factory=list)  # the last ToolEnd of a step: sent once it is journaled
 
+    @property
+    def tokens_spent(self) -> int:
+        """What ``max_tokens_total`` limits: this run's tokens and those of the runs it delegated to."""
+        return self.usage.total_tokens + sum(child.total_usage.total_tokens for child in self.children)
+
     def append(self, message: dict[str, Any]) -> None:
         """Add to history; stored by the next ``flush`` (before any tool runs) or ``record``."""
         self.history.append(message)
@@ -153,7 +158,7 @@ async def run_loop(  # noqa: PLR0912 - the whole algorithm is one function on pu
             step.thought = response.text or None
             step.actions = [ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in response.tool_calls]
             state.append(response.message())
-            over_budget = agent.max_tokens_total is not None and state.usage.total_tokens > agent.max_tokens_total
+            over_budget = agent.max_tokens_total is not None and state.tokens_spent > agent.max_tokens_total
             async for event in _act(state, step, response.tool_calls, run=not over_budget):
                 yield event
             if over_budget:
@@ -175,7 +180,7 @@ def _limit_reached(state: RunState) -> Stop | None:
     agent = state.agent
     if len(state.steps) >= agent.max_steps:
         return Stop("max_steps", output=_best_partial(state))
-    if agent.max_tokens_total is not None and state.usage.total_tokens >= agent.max_tokens_total:
+    if agent.max_tokens_total is not None and state.tokens_spent >= agent.max_tokens_total:
         return Stop("token_budget", output=_best_partial(state))
     return None
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+import react_agent.agent as agent_module
 from react_agent import Agent, TaskFileError, UserError, tool
+from react_agent.cli import main
 from react_agent.model import ModelResponse
 from react_agent.report import TracePrinter
 from react_agent.router import Routed, Router, classifier_agent, route_type
@@ -265,3 +267,28 @@ async def test_trace_indents_the_routed_runs() -> None:
     assert any(line.startswith("    step 1") for line in lines)
     assert "└" not in out.getvalue()  # the nested runs were printed as they ran, not again
     assert lines[-1].startswith("  ■ completed, handled by billing_agent in 2 nested run(s), 90 tokens")
+
+
+async def test_the_token_budget_counts_the_delegated_runs_tokens() -> None:
+    child = Agent(name="helper", model=ScriptedModel([reply("a long answer", prompt_tokens=900,
+                                                             completion_tokens=100)]))
+    parent_model = ScriptedModel([tool_call("ask_helper", {"request": "go"}),  # 30 tokens of its own
+                                  reply("never sent")])
+    parent = Agent(name="boss", tools=[child.as_tool()], model=parent_model, max_tokens_total=500)
+    result = await parent.run("go")
+    assert result.status == "token_budget"
+    assert result.usage.total_tokens == 30 and result.total_usage.total_tokens == 1030
+    assert len(parent_model.requests) == 1  # no second request once the child spent the budget
+
+
+def test_chat_on_a_router_task_file_routes_each_message(monkeypatch, capsys) -> None:
+    model = ScriptedModel([
+        tool_call("final_answer", {"category": "billing", "reason": "money"}),
+        reply("Your refund was sent."),
+    ])
+    monkeypatch.setattr(agent_module, "resolve_model", lambda *args, **kwargs: model)
+    lines = iter(["Was I refunded for order 1003?", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main(["chat", str(ROOT / "tasks" / "router.yaml"), "--session", "c1"]) == 0
+    out = capsys.readouterr().out
+    assert "Your refund was sent." in out and "billing" in out
