@@ -108,13 +108,10 @@ class Store:
 
     def append(self, session: str, message: dict[str, Any]) -> int:
         """Add one message; returns its index. O(1): one counter bump and one key written."""
-        cache = self.cache
-        with cache.transact():
-            if cache.get(f"s:{session}") is None:
+        with self.cache.transact():
+            if not self.exists(session):
                 self.create_session(session)
-            index = int(cache.incr(f"n:{session}")) - 1
-            cache.set(f"m:{session}:{index}", message)
-        return index
+            return self.append_many(session, [message])
 
     def append_many(self, session: str, messages: list[dict[str, Any]]) -> int:
         """Add messages to an existing session in one transaction; returns the index of the first."""

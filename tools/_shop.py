@@ -37,6 +37,18 @@ def parse_order_id(order_id: int | str) -> int:
     return int(match.group(1))
 
 
+def order_row(conn: sqlite3.Connection, number: int) -> sqlite3.Row:
+    """The order (with its customer's name); a ModelRetry naming the valid range when there is none."""
+    row = conn.execute(
+        "SELECT o.*, c.first_name, c.last_name FROM orders o JOIN customers c USING (customer_id) "
+        "WHERE o.order_id = ?", (number,)).fetchone()
+    if row is None:
+        low, high = conn.execute("SELECT min(order_id), max(order_id) FROM orders").fetchone()
+        raise ModelRetry(f"Order {number} was not found (order numbers run from {low} to {high}). "
+                         "Ask the customer to confirm the order number.")
+    return row
+
+
 def demo_dir() -> Path:
     """The demo data folder: ``$REACT_AGENT_DEMO_DIR``, else ``demo/`` beside the tools folder."""
     override = os.environ.get(DEMO_DIR_ENV)

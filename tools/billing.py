@@ -7,7 +7,7 @@ returned order once the item is back at the warehouse; card refunds take 5 to 10
 
 from __future__ import annotations
 
-from react_agent import ModelRetry, tool
+from react_agent import tool
 from react_agent.plugins import load_sibling
 
 shop = load_sibling(__file__, "_shop")
@@ -33,11 +33,6 @@ def billing_status(order_id: int | str) -> str:
     """
     number = shop.parse_order_id(order_id)
     with shop.connect(readonly=True) as conn:
-        row = conn.execute("SELECT status, total, order_date FROM orders WHERE order_id = ?",
-                           (number,)).fetchone()
-        if row is None:
-            low, high = conn.execute("SELECT min(order_id), max(order_id) FROM orders").fetchone()
-            raise ModelRetry(f"Order {number} was not found (order numbers run from {low} to {high}). "
-                             "Ask the customer to confirm the order number.")
+        row = shop.order_row(conn, number)
     return (f"Order {number}: {row['status']}; charged ${row['total']:.2f} on {row['order_date']}; "
             f"{_refund_line(row['status'], row['total'])}.")

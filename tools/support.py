@@ -9,7 +9,6 @@ starts from the same seed data.
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -50,17 +49,6 @@ def ticket_label(number: int) -> str:
     return f"T-{number:04d}"
 
 
-def _order_row(conn: sqlite3.Connection, number: int) -> sqlite3.Row:
-    row = conn.execute(
-        "SELECT o.*, c.first_name, c.last_name FROM orders o JOIN customers c USING (customer_id) "
-        "WHERE o.order_id = ?", (number,)).fetchone()
-    if row is None:
-        low, high = conn.execute("SELECT min(order_id), max(order_id) FROM orders").fetchone()
-        raise ModelRetry(f"Order {number} was not found (order numbers run from {low} to {high}). "
-                         "Ask the customer to confirm the order number.")
-    return row
-
-
 @tool
 def search_knowledge_base(query: str, limit: Annotated[int, Field(ge=1, le=5)] = 3) -> str:
     """Search the help-center articles (shipping, returns, refunds, warranty, payments, account...).
@@ -86,7 +74,7 @@ def check_order_status(order_id: int | str) -> str:
     """
     number = shop.parse_order_id(order_id)
     with shop.connect(readonly=True) as conn:
-        row = _order_row(conn, number)
+        row = shop.order_row(conn, number)
         items = conn.execute(
             "SELECT i.quantity, p.name FROM order_items i JOIN products p USING (product_id) "
             "WHERE i.order_id = ? ORDER BY p.name", (number,)).fetchall()
@@ -129,7 +117,7 @@ def create_ticket(subject: str, description: str, priority: Priority = "medium",
     with shop.connect() as conn:
         conn.execute("BEGIN IMMEDIATE")
         if number is not None:
-            _order_row(conn, number)
+            shop.order_row(conn, number)
         duplicate = conn.execute(
             "SELECT ticket_id FROM tickets WHERE order_id IS ? AND subject = ? AND status != 'closed'",
             (number, subject)).fetchone()
