@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from .runner import run_one
 from .tasks import TaskFile, TaskOutcome
+from .usage import format_cost, sum_costs
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -64,15 +65,10 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(max(rank, 1), len(ordered)) - 1]
 
 
-def _trial_cost(outcome: TaskOutcome) -> float | None:
-    costs = [r.total_usage.cost_usd for r in outcome.results]
-    return None if None in costs else sum(c for c in costs if c is not None)
-
-
 def case_report(name: str, outcomes: Sequence[TaskOutcome]) -> CaseReport:
     """One case's k trials: passes, failed checks, latency, mean tokens and cost per trial."""
     ms = [sum(r.ms for r in o.results) for o in outcomes]
-    costs = [_trial_cost(o) for o in outcomes]
+    costs = [sum_costs(r.total_usage.cost_usd for r in o.results) for o in outcomes]
     return CaseReport(
         case=name, trials=len(outcomes), passed=sum(o.passed for o in outcomes),
         failures=[f"trial {i + 1}: {c.name} ({c.detail[:120]})"
@@ -84,14 +80,13 @@ def case_report(name: str, outcomes: Sequence[TaskOutcome]) -> CaseReport:
 
 
 def suite_report(suite: str, trials: int, cases: Sequence[CaseReport], all_ms: Sequence[float]) -> EvalReport:
-    costs = [c.cost_usd for c in cases]
     return EvalReport(
         suite=suite, trials=trials, cases=list(cases),
         accuracy=sum(c.passed for c in cases) / sum(c.trials for c in cases),
         pass_k=sum(c.all_passed for c in cases) / len(cases),
         median_ms=statistics.median(all_ms), p95_ms=percentile(all_ms, 95),
         tokens=sum(c.tokens for c in cases),
-        cost_usd=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
+        cost_usd=sum_costs(c.cost_usd for c in cases),
     )
 
 
@@ -120,14 +115,14 @@ def print_report(console: Console, report: EvalReport) -> None:
     for column in ("case", "passed", "median", "p95", "tokens", "cost"):
         table.add_column(column)
     for case in report.cases:
-        cost = "n/a" if case.cost_usd is None else f"${case.cost_usd:.4f}"
+        cost = format_cost(case.cost_usd)
         table.add_row(case.case, f"{case.passed}/{case.trials}", f"{case.median_ms / 1000:.2f}s",
                       f"{case.p95_ms / 1000:.2f}s", f"{case.tokens:.0f}", cost)
     console.print(table)
     for case in report.cases:
         for failure in case.failures:
             console.print(f"[red]✗ {case.case}[/] {failure}")
-    cost = "n/a" if report.cost_usd is None else f"${report.cost_usd:.4f}"
+    cost = format_cost(report.cost_usd)
     console.print(f"accuracy {report.accuracy:.0%}   pass^{report.trials} {report.pass_k:.0%}   "
                   f"median {report.median_ms / 1000:.2f}s   p95 {report.p95_ms / 1000:.2f}s   "
                   f"{report.tokens:.0f} tokens   {cost} per pass over the suite")

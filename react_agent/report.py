@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .usage import format_cost, sum_costs
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -56,15 +58,16 @@ class TracePrinter:
         total = result.total_usage
         if result.steps or not result.children:
             line = (f"{pad}  [{colour}]■ {result.status}[/] in {len(result.steps)} steps, "
-                    f"{result.usage.total_tokens} tokens, {_cost(result.usage.cost_usd)}, {result.ms / 1000:.1f}s")
+                    f"{result.usage.total_tokens} tokens, {format_cost(result.usage.cost_usd)}, "
+                    f"{result.ms / 1000:.1f}s")
             if result.children:
                 line += (f"; with {_count_runs(result) - 1} nested run(s): {total.total_tokens} tokens, "
-                         f"{_cost(total.cost_usd)}")
+                         f"{format_cost(total.cost_usd)}")
         else:  # a router: the work was all in its nested runs
             handled_by = getattr(result.output, "handled_by", None)
             line = (f"{pad}  [{colour}]■ {result.status}[/]{f', handled by {escape(handled_by)}' if handled_by else ''}"
                     f" in {_count_runs(result) - 1} nested run(s), {total.total_tokens} tokens, "
-                    f"{_cost(total.cost_usd)}, {result.ms / 1000:.1f}s")
+                    f"{format_cost(total.cost_usd)}, {result.ms / 1000:.1f}s")
         self.console.print(line)
         if result.error:
             self.console.print(f"{pad}  [red]error:[/] {escape(result.error)}")
@@ -81,7 +84,7 @@ class TracePrinter:
         self.console.print(
             f"{'  ' * indent}└ [bold]{escape(result.agent)}[/] run {result.run_id}: [{colour}]{result.status}[/], "
             f"{len(result.steps)} steps{' using ' + escape(', '.join(tools)) if tools else ''}, "
-            f"{result.usage.total_tokens} tokens, {_cost(result.usage.cost_usd)}, {result.ms / 1000:.1f}s")
+            f"{result.usage.total_tokens} tokens, {format_cost(result.usage.cost_usd)}, {result.ms / 1000:.1f}s")
         for child in result.children:
             self.print_tree(child, indent + 1)
 
@@ -107,10 +110,6 @@ def _count_runs(result: RunResult) -> int:
     return 1 + sum(_count_runs(child) for child in result.children)
 
 
-def _cost(value: float | None) -> str:
-    return "n/a" if value is None else f"${value:.4f}"
-
-
 def print_summary(console: Console, outcomes: list[TaskOutcome], seconds: float) -> None:
     from rich.table import Table  # noqa: PLC0415
 
@@ -124,7 +123,7 @@ def print_summary(console: Console, outcomes: list[TaskOutcome], seconds: float)
             outcome.task, last.status, f"{passed}/{len(outcome.checks)}",
             str(sum(r.total_steps for r in outcome.results)),
             str(sum(r.total_usage.total_tokens for r in outcome.results)),
-            _cost(_sum_costs(r.total_usage.cost_usd for r in outcome.results)),
+            format_cost(sum_costs(r.total_usage.cost_usd for r in outcome.results)),
             f"{sum(r.ms for r in outcome.results) / 1000:.1f}s",
         )
     console.print(table)
@@ -135,11 +134,3 @@ def print_summary(console: Console, outcomes: list[TaskOutcome], seconds: float)
     total = sum(o.passed for o in outcomes)
     console.print(f"{total}/{len(outcomes)} tasks passed their checks in {seconds:.1f}s")
 
-
-def _sum_costs(costs: Any) -> float | None:
-    total = 0.0
-    for cost in costs:
-        if cost is None:
-            return None
-        total += cost
-    return total

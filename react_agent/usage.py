@@ -3,11 +3,12 @@ has cost ``None`` — never a guess."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-__all__ = ["PRICES", "Price", "Usage", "price_for", "register_price"]
+__all__ = ["PRICES", "Price", "Usage", "format_cost", "price_for", "register_price", "sum_costs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,20 @@ def price_for(model: str) -> Price | None:
     return PRICES[best] if best else None
 
 
+def sum_costs(costs: Iterable[float | None]) -> float | None:
+    """The total, or ``None`` as soon as one part is unknown (an unknown price is not zero)."""
+    total = 0.0
+    for cost in costs:
+        if cost is None:
+            return None
+        total += cost
+    return total
+
+
+def format_cost(cost: float | None) -> str:
+    return "n/a" if cost is None else f"${cost:.4f}"
+
+
 class Usage(BaseModel):
     requests: int = 0
     prompt_tokens: int = 0
@@ -81,4 +96,4 @@ class Usage(BaseModel):
         self.completion_tokens += other.completion_tokens
         self.cached_tokens += other.cached_tokens
         self.latency_ms += other.latency_ms
-        self.cost_usd = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
+        self.cost_usd = sum_costs((self.cost_usd, other.cost_usd))
