@@ -55,14 +55,18 @@ def estimate_tokens(message: dict[str, Any]) -> int:
     return -(-json_size(message) // CHARS_PER_TOKEN)
 
 
+def unit_starts(history: list[dict[str, Any]]) -> list[int]:
+    """Where each unit begins: a tool message belongs to the unit of the tool calls before it."""
+    starts: list[int] = []
+    for i, message in enumerate(history):
+        if not (message["role"] == "tool" and starts and history[starts[-1]].get("tool_calls")):
+            starts.append(i)
+    return starts
+
+
 def split_units(history: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    units: list[list[dict[str, Any]]] = []
-    for message in history:
-        if message["role"] == "tool" and units and units[-1][0].get("tool_calls"):
-            units[-1].append(message)
-        else:
-            units.append([message])
-    return units
+    starts = unit_starts(history)
+    return [history[a:b] for a, b in zip(starts, [*starts[1:], len(history)], strict=True)]
 
 
 @dataclass(slots=True)
@@ -80,10 +84,7 @@ def fit(history: list[dict[str, Any]], budget: int, fixed_tokens: int = 0,
     """
     if costs is None:
         costs = [estimate_tokens(m) for m in history]
-    bounds: list[int] = []  # start index of each unit
-    for i, message in enumerate(history):
-        if not (message["role"] == "tool" and bounds and history[bounds[-1]].get("tool_calls")):
-            bounds.append(i)
+    bounds = unit_starts(history)
     ends = [*bounds[1:], len(history)]
     last_user = next((u for u in range(len(bounds) - 1, -1, -1) if history[bounds[u]]["role"] == "user"), None)
     room = budget - fixed_tokens
