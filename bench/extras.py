@@ -41,7 +41,7 @@ def timed_append(append: Callable[[str, dict[str, Any]], object], session: str, 
 
 
 def memory(args: argparse.Namespace) -> dict[str, Any]:
-    from react_agent.memory import Store
+    from react_agent.stores import DiskStore as Store
 
     with tempfile.TemporaryDirectory(prefix="bench-store-") as path:
         store = Store(path)

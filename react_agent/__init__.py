@@ -12,20 +12,22 @@ if TYPE_CHECKING:
     from .agent import Agent, Hook
     from .errors import (
         DuplicateToolError,
+        HookError,
         ModelHTTPError,
         ModelRetry,
         ModelUnavailableError,
         PluginError,
         PromptError,
         ReactAgentError,
+        RunBlocked,
         RunError,
+        StoreCorruptError,
         TaskFileError,
         ToolRetriesExceeded,
         UnexpectedModelBehavior,
         UserError,
     )
     from .log import configure_logging
-    from .memory import Session, Store
     from .model import Model, ModelResponse, OpenAIModel
     from .router import Route, Routed, Router
     from .steps import (
@@ -41,26 +43,29 @@ if TYPE_CHECKING:
         ToolEnd,
         ToolStart,
     )
+    from .stores import DiskStore, RunRecord, Session, SessionInfo, Store
     from .tools import Tool, ToolContext, tool
     from .usage import Usage, register_price
 
 __all__ = [
-    "Agent", "DuplicateToolError", "Event", "Hook", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry",
-    "ModelUnavailableError", "Observation", "OpenAIModel", "PluginError", "PromptError", "ReactAgentError",
-    "Route", "Routed", "Router", "RunEnd", "RunError", "RunResult", "RunStart", "Session", "Step", "StepEnd",
-    "Store", "TaskFileError",
+    "Agent", "DiskStore", "DuplicateToolError", "Event", "Hook", "HookError", "Model", "ModelHTTPError",
+    "ModelResponse", "ModelRetry", "ModelUnavailableError", "Observation", "OpenAIModel", "PluginError",
+    "PromptError", "ReactAgentError",
+    "Route", "Routed", "Router", "RunBlocked", "RunEnd", "RunError", "RunRecord", "RunResult", "RunStart",
+    "Session", "SessionInfo", "Step", "StepEnd", "Store", "StoreCorruptError", "TaskFileError",
     "TextDelta", "Tool", "ToolCall", "ToolContext", "ToolEnd", "ToolRetriesExceeded", "ToolStart",
     "UnexpectedModelBehavior", "Usage", "UserError", "configure_logging", "register_price", "tool",
 ]
 
 _WHERE = {
-    "Agent": "agent", "Hook": "agent", "configure_logging": "log", "Session": "memory", "Store": "memory",
+    "Agent": "agent", "Hook": "agent", "configure_logging": "log",
+    **dict.fromkeys(["DiskStore", "RunRecord", "Session", "SessionInfo", "Store"], "stores"),
     "Model": "model", "ModelResponse": "model", "OpenAIModel": "model", "Tool": "tools", "ToolContext": "tools",
     "tool": "tools", "Usage": "usage", "register_price": "usage", "Route": "router", "Routed": "router",
     "Router": "router",
-    **dict.fromkeys(["DuplicateToolError", "ModelHTTPError", "ModelRetry", "ModelUnavailableError", "PluginError",
-                     "PromptError", "ReactAgentError", "RunError", "TaskFileError", "ToolRetriesExceeded",
-                     "UnexpectedModelBehavior", "UserError"], "errors"),
+    **dict.fromkeys(["DuplicateToolError", "HookError", "ModelHTTPError", "ModelRetry", "ModelUnavailableError",
+                     "PluginError", "PromptError", "ReactAgentError", "RunBlocked", "RunError", "StoreCorruptError",
+                     "TaskFileError", "ToolRetriesExceeded", "UnexpectedModelBehavior", "UserError"], "errors"),
     **dict.fromkeys(["Event", "Observation", "RunEnd", "RunResult", "RunStart", "Step", "StepEnd", "TextDelta",
                      "ToolCall", "ToolEnd", "ToolStart"], "steps"),
 }

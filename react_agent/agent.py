@@ -5,27 +5,27 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel
 
-from .errors import UserError
+from .errors import HookError, RunBlocked, RunError, UserError
 from .log import logger
-from .memory import Store
 from .model import Model, resolve_model
 from .prompts import Prompts
-from .steps import Event, RunEnd, RunResult, RunStart, StepEnd, TextDelta, ToolEnd, ToolStart
+from .steps import DelegationReport, Event, RunEnd, RunResult, RunStart, StepEnd, TextDelta, ToolEnd, ToolStart
+from .stores import DiskStore, Store
 from .tools import Tool, ToolContext, answer_tool, tool
-from .usage import Usage
 
 if TYPE_CHECKING:
     from .loop import RunState
+    from .stores.base import RunRecord
 
-__all__ = ["Agent", "DelegationReport", "Hook"]
+__all__ = ["Agent", "Hook"]
 
 Hook = Callable[[Event], Awaitable[None] | None]
 
@@ -80,7 +80,7 @@ class Agent:
         self.prompts = Prompts(list(prompts))
         self.variables = dict(variables or {})
         self.system_template = system_template
-        self.store = store if isinstance(store, Store) else Store(store)
+        self.store = store if isinstance(store, Store) else DiskStore(store)
         self.hooks = list(hooks)
         self._answer_tool = answer_tool
         self.tools: dict[str, Tool] = {}
@@ -165,30 +165,51 @@ class Agent:
     async def stream(self, input: str, *, session: str | None = None, user_id: str | None = None,
                      resume: bool = False, variables: dict[str, Any] | None = None, run_id: str | None = None,
                      metadata: dict[str, Any] | None = None, _stream_tokens: bool = True,
-                     _depth: int = 0) -> AsyncIterator[Event]:
+                     _depth: int = 0) -> AsyncGenerator[Event, None]:
         """Yield events as the run goes: ``TextDelta`` tokens, ``ToolStart``/``ToolEnd``, ``StepEnd``,
-        and last ``RunEnd`` with the result."""
-        from .loop import close_interrupted, run_loop  # noqa: PLC0415 - loads pydantic models
+        and last ``RunEnd`` with the result.
+
+        A hook that raises ends the run — status ``blocked`` for ``RunBlocked``, else ``error`` — with
+        its record closed and its history valid; only a hook raising once the run's end is journaled
+        (on the last ``StepEnd`` or on ``RunEnd``) propagates, as a ``HookError``."""
+        from contextlib import aclosing  # noqa: PLC0415
+
+        from .loop import Stop, finish, run_loop  # noqa: PLC0415 - loads pydantic models
 
         state = self._start(input, session=session, user_id=user_id, resume=resume, variables=variables,
                             run_id=run_id, metadata=metadata, depth=_depth)
-        if not resume:
-            close_interrupted(state)
-            state.append({"role": "user", "content": input})
         log = logger().bind(run_id=state.run_id, session=state.session, agent=self.name)
-        async for event in run_loop(state, stream=_stream_tokens, resume=resume):
-            _log_event(log, event)
-            await call_hooks(self.hooks, event)
-            yield event
+        stop: Stop | None = None
+        async with aclosing(run_loop(state, stream=_stream_tokens)) as events:
+            async for event in events:
+                _log_event(log, event)
+                try:
+                    await call_hooks(self.hooks, event)
+                except RunError as exc:
+                    if state.closed:  # the run's end is journaled already: nothing left to close
+                        raise
+                    stop = Stop("blocked" if isinstance(exc, RunBlocked) else "error", exc)
+                    break
+                yield event
+        if stop is not None:
+            from .loop import best_partial  # noqa: PLC0415
+
+            stop.output = best_partial(state)
+            end = RunEnd(finish(state, stop))
+            _log_event(log, end)
+            yield end
 
     def _start(self, input: str, *, session: str | None, user_id: str | None, resume: bool,
                variables: dict[str, Any] | None, run_id: str | None, metadata: dict[str, Any] | None,
                depth: int) -> RunState:
+        """The run's state: a new run is journaled (record and question in one commit) before anything
+        else happens; a resumed one is read back from the journal."""
+        from .history import fold  # noqa: PLC0415
+        from .journal import RESUMABLE, Journal, start_entries  # noqa: PLC0415
         from .loop import RunState  # noqa: PLC0415
-        from .steps import Step  # noqa: PLC0415
+        from .stores.base import RunRecord, SessionInfo  # noqa: PLC0415
 
         store = self.store
-        steps: list[Step] = []
         if resume:
             if session is None and run_id is None:
                 raise UserError("resume=True needs the session (or run id) of the run to resume")
@@ -196,26 +217,31 @@ class Agent:
             if record is None:
                 raise UserError(f"no run to resume for session {session!r}" if run_id is None
                                 else f"no run with id {run_id!r}")
-            run_id = record["run_id"]
-            session = record["session"]
-            steps = [Step.model_validate(s) for s in store.run_steps(run_id)]
-            variables = {**(record.get("variables") or {}), **(variables or {})}
-            system = self.system_prompt(variables)
-        else:
-            system = self.system_prompt(variables)  # a bad template fails before anything is written
-            session = session or uuid.uuid4().hex[:12]
-            run_id = run_id or uuid.uuid4().hex[:12]
-            if not store.exists(session):
-                store.create_session(session, user_id=user_id, agent=self.name)
-            store.start_run(run_id, {"run_id": run_id, "session": session, "agent": self.name, "input": input,
-                                     "status": "running", "model": self.model.name, "variables": variables,
-                                     **(metadata or {})})
-        assert run_id is not None and session is not None
-        usage = Usage()
-        for step in steps:  # a resumed run goes on counting (and budgeting) from its journaled steps
-            usage.add(step.usage)
-        return RunState(agent=self, run_id=run_id, session=session, store=store, system=system,
-                        history=store.messages(session), steps=steps, depth=depth, usage=usage)
+            if record.status not in RESUMABLE:
+                raise UserError(f"run {record.run_id} already ended with status {record.status!r}")
+            system = self.system_prompt({**(record.variables or {}), **(variables or {})})
+            folded = fold(store.entries(record.session))
+            journal = Journal(store, record)
+            journal.resume()
+            last = folded.last_turn()
+            resumed = last if last is not None and last.run == record.run_id else None
+            steps = folded.steps(record.run_id)
+            if resumed is not None and resumed.open:  # that step is taken up again by the loop
+                steps.pop()
+            return RunState(agent=self, journal=journal, system=system, history=folded.history, steps=steps,
+                            depth=depth, usage=folded.usage(record.run_id), resumed=resumed)
+        system = self.system_prompt(variables)  # a bad template fails before anything is written
+        session = session or uuid.uuid4().hex[:12]
+        record = RunRecord(run_id=run_id or uuid.uuid4().hex[:12], session=session, agent=self.name, input=input,
+                           model=self.model.name, user_id=user_id, variables=variables, metadata=dict(metadata or {}))
+        journal = Journal(store, record)
+        entries = store.entries(session)
+        closing, superseded = start_entries(store, entries)
+        question = {"role": "user", "content": input}
+        journal.start([question], info=SessionInfo(session, user_id, self.name), closing=closing,
+                      superseded=superseded)
+        history = fold([*entries, *closing, {"kind": "start", "run": record.run_id, "messages": [question]}]).history
+        return RunState(agent=self, journal=journal, system=system, history=history, steps=[], depth=depth)
 
     def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
         """This agent as a tool another agent can call; the nested run shares the store and its usage
@@ -229,48 +255,30 @@ class Agent:
 
         summary = description or f"Ask the {agent.name} agent."
         delegate.__doc__ = f"{summary}\n\nArgs:\n    request: what to ask the {agent.name} agent, in plain words."
-        built = tool(name=name or f"ask_{agent.name}")(delegate)
+        side_effects = any(t.side_effects for t in agent.tools.values())  # the nested run may act too
+        built = tool(name=name or f"ask_{agent.name}", side_effects=side_effects)(delegate)
         built.source = f"agent:{agent.name}"
         return built
 
 
-class DelegationReport(BaseModel):
-    """What a delegating agent's model sees of a nested run (its JSON). The loop takes the full
-    ``RunResult`` from ``run`` and lists it in the parent's ``RunResult.children``. No run id: the
-    model has no use for it, and a random id would make recorded requests unrepeatable."""
-
-    agent: str
-    status: str
-    output: Any = None
-    tokens: int  # the nested run's total, its own nested runs included
-    cost_usd: float | None
-    _run: RunResult | None = PrivateAttr(None)
-
-    @property
-    def run(self) -> RunResult | None:
-        return self._run
-
-    @classmethod
-    def of(cls, result: RunResult) -> DelegationReport:
-        output = result.output.model_dump(mode="json") if isinstance(result.output, BaseModel) else result.output
-        total = result.total_usage
-        report = cls(agent=result.agent, status=result.status, output=output,
-                     tokens=total.total_tokens, cost_usd=total.cost_usd)
-        report._run = result
-        return report
-
-
 async def call_hooks(hooks: Iterable[Hook], event: Event) -> None:
-    """Give ``event`` to each hook in turn; a hook may be sync or async."""
+    """Give ``event`` to each hook in turn; a hook may be sync or async. A hook's ``RunBlocked`` passes
+    through; any other exception becomes a ``HookError`` naming the hook."""
     for hook in hooks:
-        outcome = hook(event)
-        if inspect.isawaitable(outcome):
-            await outcome
+        try:
+            outcome = hook(event)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except RunBlocked:
+            raise
+        except Exception as exc:
+            name = getattr(hook, "__qualname__", None) or type(hook).__name__
+            raise HookError(name, f"{type(exc).__name__}: {exc}") from exc
 
 
-def _last_run(store: Store, session: str | None) -> dict[str, Any] | None:
-    runs = store.runs(session)
-    return runs[-1][1] if runs else None
+def _last_run(store: Store, session: str | None) -> RunRecord | None:
+    runs = store.runs(session=session)
+    return runs[-1] if runs else None
 
 
 def _log_event(log: Any, event: Event) -> None:

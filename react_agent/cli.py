@@ -187,17 +187,17 @@ def cmd_tools(args: argparse.Namespace) -> int:
 # -- sessions -------------------------------------------------------------------------------------
 def cmd_sessions(args: argparse.Namespace) -> int:
     from .errors import UserError  # noqa: PLC0415
-    from .memory import Store  # noqa: PLC0415
+    from .stores import DiskStore  # noqa: PLC0415
 
-    store = Store()
+    store = DiskStore()
     if args.action == "list":
-        infos = store.sessions(args.user)
+        infos = [(info, len(store.messages(info.id))) for info in store.sessions(args.user)]
         if args.json:
-            _dump([dataclasses.asdict(info) for info in infos])
+            _dump([{**dataclasses.asdict(info), "messages": count} for info, count in infos])
         else:
-            for info in infos:
+            for info, count in infos:
                 created = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created))
-                print(f"{info.id}\t{info.messages} messages\t{info.agent or '-'}\t{info.user_id or '-'}\t{created}")
+                print(f"{info.id}\t{count} messages\t{info.agent or '-'}\t{info.user_id or '-'}\t{created}")
         return 0
     if not args.session:
         raise UserError(f"sessions {args.action} needs a SESSION id")
@@ -209,7 +209,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         return 0
     messages = store.messages(args.session)
     if args.json:
-        _dump({"session": args.session, "messages": messages, "runs": [r for _, r in store.runs(args.session)]})
+        _dump({"session": args.session, "messages": messages,
+               "runs": [r.model_dump(mode="json") for r in store.runs(session=args.session)]})
         return 0
     for message in messages:
         calls = ", ".join(f"{c['function']['name']}({c['function']['arguments']})"
@@ -221,20 +222,20 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 # -- resume ---------------------------------------------------------------------------------------
 def cmd_resume(args: argparse.Namespace) -> int:
     from .errors import UserError  # noqa: PLC0415
-    from .memory import Store  # noqa: PLC0415
+    from .journal import RESUMABLE  # noqa: PLC0415
     from .report import TracePrinter  # noqa: PLC0415
+    from .stores import DiskStore  # noqa: PLC0415
     from .tasks import build_agent, load_task_file  # noqa: PLC0415
 
-    store = Store()
-    record = store.run(args.run_id)
+    record = DiskStore().run(args.run_id)
     if record is None:
         raise UserError(f"no run with id {args.run_id!r}")
-    if record.get("status") not in ("running", "error"):
-        raise UserError(f"run {args.run_id} already ended with status {record.get('status')!r}")
-    if not record.get("task_file"):
+    if record.status not in RESUMABLE:
+        raise UserError(f"run {args.run_id} already ended with status {record.status!r}")
+    if not record.metadata.get("task_file"):
         raise UserError(f"run {args.run_id} was not started from a task file; resume it in code with "
                         "agent.run(..., session=..., resume=True)")
-    agent = build_agent(load_task_file(record["task_file"]), record.get("agent"))
+    agent = build_agent(load_task_file(record.metadata["task_file"]), record.agent)
     if not args.json:
         agent.hooks.append(TracePrinter(_console()))
     result = agent.run_sync("", run_id=args.run_id, resume=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "DuplicateToolError",
+    "HookError",
     "ModelHTTPError",
     "ModelRetry",
     "ModelUnavailableError",
@@ -25,7 +26,9 @@ __all__ = [
     "PromptError",
     "ReactAgentError",
     "ReplayMismatchError",
+    "RunBlocked",
     "RunError",
+    "StoreCorruptError",
     "TaskFileError",
     "ToolRetriesExceeded",
     "UnexpectedModelBehavior",
@@ -110,6 +113,18 @@ class ReplayMismatchError(UserError):
         return f"replay of {self.cassette} diverged at request #{self.request_index}: {diff}"
 
 
+@dataclass
+class StoreCorruptError(UserError):
+    """The store holds something this package did not write (or cannot read): it is reported, never
+    loaded — a store cannot run code."""
+
+    path: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"the store at {self.path} holds {self.what}; it was not loaded"
+
+
 class RunError(ReactAgentError):
     """A run could not continue. Kept in ``RunResult.error``; the status says ``error``."""
 
@@ -132,6 +147,27 @@ class UnexpectedModelBehavior(RunError):
 
     def __str__(self) -> str:
         return self.message
+
+
+@dataclass
+class RunBlocked(RunError):
+    """Raise in a hook or guardrail to refuse: the run ends with status ``blocked`` and this reason."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"blocked: {self.reason}"
+
+
+@dataclass
+class HookError(RunError):
+    """A hook raised: the run ended with status ``error`` (its record closed, its history valid)."""
+
+    hook: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"hook {self.hook} raised {self.error}"
 
 
 @dataclass

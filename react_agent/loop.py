@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from .agent import DelegationReport
 from .context import CHARS_PER_TOKEN, SUMMARY_TOKENS, estimate_tokens, fit, json_size, summarize, truncate
-from .errors import ReactAgentError, RunError, ToolRetriesExceeded
+from .errors import ReactAgentError, RunError, ToolRetriesExceeded, UnexpectedModelBehavior
+from .faults import point
+from .history import Turn
+from .journal import Journal, unknown_outcome
 from .model import ModelResponse, RawToolCall
 from .steps import (
+    DelegationReport,
     Event,
     Observation,
     RunEnd,
@@ -40,9 +43,8 @@ from .usage import Usage
 
 if TYPE_CHECKING:
     from .agent import Agent
-    from .memory import Store
 
-__all__ = ["RunState", "close_interrupted", "run_loop"]
+__all__ = ["FinalOutput", "RunState", "Stop", "finish", "run_loop"]
 
 
 @dataclass(slots=True)
@@ -69,9 +71,7 @@ _NO_ANSWER: Any = object()
 @dataclass
 class RunState:
     agent: Agent
-    run_id: str
-    session: str
-    store: Store
+    journal: Journal
     system: str
     history: list[dict[str, Any]]
     steps: list[Step]
@@ -87,59 +87,55 @@ class RunState:
     started: float = field(default_factory=time.perf_counter)
     costs: list[int] = field(default_factory=list)  # estimate_tokens of history[i], filled as history grows
     fixed_tokens: int | None = None  # the request without its history: system prompt, tools, settings
+    resumed: Turn | None = None  # resuming: the interrupted turn whose open calls come first
+    current: Step | None = None  # the step under way (not yet in ``steps``)
+    turn: tuple[int, list[RawToolCall], dict[int, ToolOutcome]] | None = None  # the turn being answered
+    last_ms: float | None = None  # the last step's duration, journaled with the next entry
+    final_message: dict[str, Any] | None = None  # a text final answer, journaled with the end
 
-    unsaved: list[dict[str, Any]] = field(default_factory=list)  # appended to history, not yet stored
-    held: list[Event] = field(default_factory=list)  # the last ToolEnd of a step: sent once it is journaled
+    @property
+    def run_id(self) -> str:
+        return self.journal.run_id
+
+    @property
+    def session(self) -> str:
+        return self.journal.session
+
+    @property
+    def closed(self) -> bool:
+        """The run's end is journaled."""
+        return self.journal.record.status != "running"
 
     @property
     def tokens_spent(self) -> int:
         """What ``max_tokens_total`` limits: this run's tokens and those of the runs it delegated to."""
         return self.usage.total_tokens + sum(child.total_usage.total_tokens for child in self.children)
 
-    def append(self, message: dict[str, Any]) -> None:
-        """Add to history; stored by the next ``flush`` (before any tool runs) or ``record``."""
-        self.history.append(message)
-        self.unsaved.append(message)
 
-    def flush(self) -> None:
-        if self.unsaved:
-            self.store.append_many(self.session, self.unsaved)
-            self.unsaved = []
-
-    def record(self, step: Step) -> None:
-        """Journal the step (before the next model call) so a crashed run can resume: its messages,
-        the step and the run's counters in one transaction."""
-        self.steps.append(step)
-        store = self.store
-        with store.transaction():
-            self.flush()
-            store.add_step(self.run_id, step.index, step.model_dump())
-            store.set_progress(self.run_id, steps=len(self.steps), usage=self.usage.model_dump())
-
-
-async def run_loop(  # noqa: PLR0912 - the whole algorithm is one function on purpose (README)
-    state: RunState, *, stream: bool = False, resume: bool = False
-) -> AsyncIterator[Event]:
+async def run_loop(state: RunState, *, stream: bool = False) -> AsyncGenerator[Event, None]:
     agent = state.agent
-    state.flush()  # the new question (and answers to calls a crash left open) before anything else
     yield RunStart(state.run_id, agent.name, state.session, _last_user_text(state.history))
     next_step: NextStep = RunAgain()
-    pending = _pending_calls(state.history) if resume else None
-    if pending:  # resuming after a crash: run the calls that have no stored result, then go on
-        step = Step(index=len(state.steps), thought=state.history[-1 - pending[1]].get("content") or None,
-                    actions=[ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in pending[0]])
-        async for event in _act(state, step, pending[0], run=True, resumed=True):
-            yield event
+    result: RunResult | None = None
+    if (turn := state.resumed) is not None and turn.open:  # after a crash: settle the turn's open calls
+        step = state.current = turn.step_record()
+        step.observations = []
+        at = max(i for i, m in enumerate(state.history) if m is turn.message)
+        del state.history[at + 1:]  # its tool messages are added again, all of them, in call order
+        calls = [RawToolCall(a.id, a.name, a.arguments) for a in step.actions]
+        async with aclosing(_act(state, step, calls, resumed=turn)) as acting:
+            async for event in acting:
+                yield event
         next_step = _after_actions(state, step)
-        state.record(step)
-        for event in _journaled(state):
-            yield event
+        result = _close(state, step, next_step)
         yield StepEnd(step)
+    elif turn is not None:  # the crash came after the turn was settled: was it the final answer?
+        next_step = _journaled_answer(state, turn)
     while isinstance(next_step, RunAgain):
         if limit := _limit_reached(state):
             next_step = limit
             break
-        step = Step(index=len(state.steps))
+        step = state.current = Step(index=len(state.steps))
         started = time.perf_counter()
         response: ModelResponse | None = None
         try:
@@ -149,39 +145,46 @@ async def run_loop(  # noqa: PLR0912 - the whole algorithm is one function on pu
                 else:
                     response = item
         except RunError as exc:
-            next_step = Stop("error", exc, _best_partial(state))
+            state.current = None
+            next_step = Stop("error", exc, best_partial(state))
             break
         assert response is not None, "a model stream must end with a ModelResponse"
-        step.usage = response.usage
+        step.usage, step.finish_reason = response.usage, response.finish_reason
         state.usage.add(response.usage)
         if response.tool_calls:
             step.thought = response.text or None
             step.actions = [ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in response.tool_calls]
-            state.append(response.message())
             over_budget = agent.max_tokens_total is not None and state.tokens_spent > agent.max_tokens_total
-            async for event in _act(state, step, response.tool_calls, run=not over_budget):
-                yield event
-            if over_budget:
-                next_step = Stop("token_budget", output=_best_partial(state, step))
-            else:
-                next_step = _after_actions(state, step)
+            async with aclosing(_act(state, step, response.tool_calls, message=response.message(),
+                                     run=not over_budget)) as acting:
+                async for event in acting:
+                    yield event
+            next_step = Stop("token_budget", output=best_partial(state, step)) if over_budget else (
+                _after_actions(state, step))
         else:
             next_step = _conclude(state, step, response)
         step.ms = (time.perf_counter() - started) * 1000
-        state.record(step)
-        for event in _journaled(state):
-            yield event
+        result = _close(state, step, next_step)
         yield StepEnd(step)
     assert not isinstance(next_step, RunAgain)
-    yield RunEnd(_result(state, next_step))
+    yield RunEnd(result or finish(state, next_step))
+
+
+def _close(state: RunState, step: Step, next_step: NextStep) -> RunResult | None:
+    """The step is over: on to the record (its duration is journaled with the next entry). After the
+    last step the run ends here, so its end is on disk before anyone hears of that step."""
+    state.steps.append(step)
+    state.current = None
+    state.last_ms = step.ms
+    return None if isinstance(next_step, RunAgain) else finish(state, next_step)
 
 
 def _limit_reached(state: RunState) -> Stop | None:
     agent = state.agent
     if len(state.steps) >= agent.max_steps:
-        return Stop("max_steps", output=_best_partial(state))
+        return Stop("max_steps", output=best_partial(state))
     if agent.max_tokens_total is not None and state.tokens_spent >= agent.max_tokens_total:
-        return Stop("token_budget", output=_best_partial(state))
+        return Stop("token_budget", output=best_partial(state))
     return None
 
 
@@ -231,88 +234,101 @@ async def _summary_note(state: RunState, dropped: list[dict[str, Any]]) -> str:
     return f"\n\nSummary of the earlier conversation (left out to fit the context budget):\n{state.summary}"
 
 
-def _journaled(state: RunState) -> list[Event]:
-    held, state.held = state.held, []
-    return held
-
-
 def _dropped_note(count: int) -> str:
     return f"\n\n[{count} earlier messages of this conversation were left out to fit the context budget.]"
 
 
-async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, run: bool,
-               resumed: bool = False) -> AsyncIterator[Event]:
-    """Run the turn's tool calls (concurrently unless a tool is sequential) and answer each one.
-
-    Stored results are only looked up for the calls of a resumed step: a fresh call whose id happens
-    to repeat an earlier one (servers that omit ids, a new ``ScriptedModel``) must still run."""
+async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, message: dict[str, Any] | None = None,
+               run: bool = True, resumed: Turn | None = None) -> AsyncGenerator[Event, None]:
+    """Answer the turn's tool calls: journal the turn (see ``_settle``) before any tool starts, run the
+    tools (concurrently unless a tool is sequential), journal each result the moment its tool
+    returns, then add one tool message per call to the history."""
     agent = state.agent
+    journal = state.journal
     context = ToolContext(state.run_id, state.session, agent.name, step.index, state.depth)
-    outcomes: dict[int, ToolOutcome] = {}
-    runnable: list[tuple[int, RawToolCall, Tool]] = []
-    streaks = _update_streaks(state, calls)
-    for i, call in enumerate(calls):
+    seq, outcomes, runnable = _settle(state, step, calls, message=message, run=run, resumed=resumed)
+    state.turn = (seq, calls, outcomes)
+    for i in range(len(calls)):
         yield ToolStart(step.actions[i], step.index)
-        stored = state.store.tool_result(state.session, call.id) if resumed else None
-        if stored is not None:  # resumed run: this call already ran before the crash
-            outcomes[i] = ToolOutcome(stored["kind"], stored["content"])
-        elif not run:
-            outcomes[i] = ToolOutcome("skipped", "Not run: the run stopped (token budget or interruption).")
-        elif isinstance(found := _runnable(state, step, call, streaks[i]), Tool):
-            runnable.append((i, call, found))
-        else:
-            outcomes[i] = found
+    for i, outcome in sorted(outcomes.items()):
+        yield ToolEnd(_observation(calls[i], outcome), step.index)
 
-    unsaved = len(runnable)
-    lock = threading.Lock()
-
-    def keeper(call: RawToolCall) -> Callable[[ToolOutcome], None]:
+    def keeper(i: int) -> Callable[[ToolOutcome], None]:
         def keep(outcome: ToolOutcome) -> None:
-            """Save a result the moment its tool finishes (in the tool's thread for sync tools). The
-            turn's last result needs no write of its own: the step is journaled (with every tool
-            message) before anything else runs, and its ``ToolEnd`` is held until then."""
-            nonlocal unsaved
-            with lock:
-                unsaved -= 1
-                last = unsaved == 0
-            if not last:
-                content = truncate(outcome.content, agent.max_tool_output)  # as the model will see it
-                state.store.save_tool_result(state.session, call.id, {"kind": outcome.kind, "content": content})
+            """Journal a result the moment its tool returns (in the tool's thread for a sync tool)."""
+            point("tool:returned")
+            seen = truncate(outcome.content, agent.max_tool_output)  # as the model will see it
+            journal.result(seq, i, {**_stored(outcome), "content": seen})
         return keep
 
-    async def invoke(i: int, call: RawToolCall, tool: Tool) -> tuple[int, ToolOutcome]:
-        outcome = await tool.invoke(call.arguments, context, keeper(call))
+    async def invoke(i: int, tool: Tool, arguments: BaseModel) -> tuple[int, ToolOutcome]:
+        outcome = await tool.invoke(calls[i].arguments, context, keeper(i), parsed=arguments)
         if isinstance(outcome.value, DelegationReport) and outcome.value.run is not None:
             state.children.append(outcome.value.run)
         outcome.content = truncate(outcome.content, agent.max_tool_output)
+        journal.result(seq, i, _stored(outcome))  # a timeout (the tool never returned): no-op otherwise
         return i, outcome
 
-    left = len(runnable)
-
-    def finished(i: int, outcome: ToolOutcome) -> ToolEnd | None:
-        """Record a finished call; the turn's last ``ToolEnd`` waits until the step is journaled."""
-        nonlocal left
-        left -= 1
-        outcomes[i] = outcome
-        event = ToolEnd(_observation(calls[i], outcome), step.index)
-        if left == 0:
-            state.held.append(event)
-            return None
-        return event
-
-    if len(runnable) > 1:
-        # Results are saved as each tool finishes, so the calls they answer must be on disk first. A
-        # lone call needs no write of its own: if it dies with the process, a resumed run asks the
-        # model again (the call never had a result to keep); one SQLite transaction a step saved.
-        state.flush()
-    parallel = [invoke(i, c, t) for i, c, t in runnable if not t.sequential]
-    for next_done in asyncio.as_completed(parallel):
-        if (event := finished(*await next_done)) is not None:
-            yield event
-    for i, call, known in runnable:
-        if known.sequential and (event := finished(*await invoke(i, call, known))) is not None:
-            yield event
+    tasks = [asyncio.ensure_future(invoke(i, t, a)) for i, t, a in runnable if not t.sequential]
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            i, outcome = await next_done
+            outcomes[i] = outcome
+            yield ToolEnd(_observation(calls[i], outcome), step.index)
+        for index, known, arguments in runnable:
+            if known.sequential:
+                journal.started(seq, [index])
+                i, outcome = await invoke(index, known, arguments)
+                outcomes[i] = outcome
+                yield ToolEnd(_observation(calls[i], outcome), step.index)
+    finally:  # the run was stopped from outside (a hook, the consumer): nothing keeps running unseen
+        for task in tasks:
+            task.cancel()
     _answer_calls(state, step, calls, outcomes)
+    state.turn = None
+
+
+def _settle(state: RunState, step: Step, calls: list[RawToolCall], *, message: dict[str, Any] | None, run: bool,
+            resumed: Turn | None) -> tuple[int, dict[int, ToolOutcome], list[tuple[int, Tool, BaseModel]]]:
+    """Decide each call — answered without running (a loop, the final answer, an unknown tool, invalid
+    arguments, a skipped call) or to run — and journal that before anything runs. Returns the turn's
+    sequence number, the answered calls and the calls to run.
+
+    ``resumed`` is an interrupted turn read back from the journal: a call with a result keeps it; a call
+    that was running when the process died runs again only if its tool is idempotent."""
+    journal = state.journal
+    outcomes: dict[int, ToolOutcome] = {}
+    fresh: dict[int, ToolOutcome] = {}  # answered now (not read back from the journal)
+    runnable: list[tuple[int, Tool, BaseModel]] = []
+    streaks = _update_streaks(state, calls)
+    for i, call in enumerate(calls):
+        if resumed is not None and (stored := resumed.results.get(i)) is not None:
+            outcomes[i] = ToolOutcome(stored["kind"], stored["content"], ms=float(stored.get("ms") or 0.0))
+        elif not run:
+            outcomes[i] = fresh[i] = ToolOutcome("skipped", "Not run: the run stopped (token budget).")
+        elif isinstance(found := _plan(state, step, call, streaks[i]), ToolOutcome):
+            outcomes[i] = fresh[i] = found
+        elif resumed is not None and i in resumed.started and not found[0].idempotent:
+            outcomes[i] = fresh[i] = ToolOutcome("interrupted", unknown_outcome(call.name)["content"])
+        else:
+            runnable.append((i, *found))
+    parallel = [i for i, t, _ in runnable if not t.sequential]
+    if resumed is not None:
+        for i, outcome in fresh.items():
+            journal.result(resumed.seq, i, _stored(outcome))
+        if parallel:
+            journal.started(resumed.seq, parallel)
+        return resumed.seq, outcomes, runnable
+    assert message is not None
+    state.history.append(message)
+    seq = journal.turn({"step": step.index, "message": message, "usage": step.usage.model_dump(),
+                        "answered": [[i, _stored(o)] for i, o in fresh.items()], "started": parallel,
+                        "answer": step.answer, "finish_reason": step.finish_reason, "prev_ms": state.last_ms})
+    return seq, outcomes, runnable
+
+
+def _stored(outcome: ToolOutcome) -> dict[str, Any]:
+    return {"kind": outcome.kind, "content": outcome.content, "ms": round(outcome.ms, 3)}
 
 
 def _answer_calls(state: RunState, step: Step, calls: list[RawToolCall], outcomes: dict[int, ToolOutcome]) -> None:
@@ -320,15 +336,16 @@ def _answer_calls(state: RunState, step: Step, calls: list[RawToolCall], outcome
     for i, call in enumerate(calls):
         outcome = outcomes[i]
         step.observations.append(_observation(call, outcome))
-        state.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
+        state.history.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
         if outcome.ok:
             state.failures.pop(call.name, None)
-        elif outcome.kind not in ("skipped", "loop"):
+        elif outcome.kind not in ("skipped", "loop", "interrupted"):
             state.failures[call.name] = state.failures.get(call.name, 0) + 1
 
 
-def _runnable(state: RunState, step: Step, call: RawToolCall, streak: int) -> Tool | ToolOutcome:
-    """The tool to run for ``call``, or the outcome that answers it without running anything."""
+def _plan(state: RunState, step: Step, call: RawToolCall, streak: int) -> tuple[Tool, BaseModel] | ToolOutcome:
+    """The tool to run for ``call`` with its validated arguments, or the outcome that answers it
+    without running anything (a loop, the final answer, an unknown tool, invalid arguments)."""
     agent = state.agent
     if streak >= agent.loop_limit:
         return ToolOutcome("loop", f"Not run: {call.name} was called with the same arguments in "
@@ -339,7 +356,10 @@ def _runnable(state: RunState, step: Step, call: RawToolCall, streak: int) -> To
     if (known := agent.tools.get(call.name)) is None:
         return ToolOutcome("unknown_tool", (
             f"There is no tool named {call.name!r}. Available tools: {', '.join(agent.tools) or 'none'}."))
-    return known
+    try:
+        return known, known.validate(call.arguments)
+    except ValidationError as exc:
+        return ToolOutcome("invalid_arguments", describe_validation_error(known, call.arguments, exc))
 
 
 def _observation(call: RawToolCall, outcome: ToolOutcome) -> Observation:
@@ -372,26 +392,45 @@ def _take_answer(state: RunState, step: Step, answer_tool: Tool, call: RawToolCa
     return ToolOutcome("ok", "Final answer recorded.")
 
 
+def _journaled_answer(state: RunState, turn: Turn) -> NextStep:
+    """A resumed run whose last turn was settled: if that turn gave the final answer, the run ends with it."""
+    answer_tool = state.agent.answer_tool
+    for i, call in enumerate(turn.calls):
+        function = call["function"]
+        if answer_tool is not None and function["name"] == answer_tool.name and turn.results[i]["kind"] == "ok":
+            _take_answer(state, state.steps[-1], answer_tool, RawToolCall(call["id"], function["name"],
+                                                                           function["arguments"]))
+            return FinalOutput(state.final)
+    return RunAgain()
+
+
 def _after_actions(state: RunState, step: Step) -> NextStep:
     if state.final is not _NO_ANSWER:
         return FinalOutput(state.final)
     if any(obs.kind == "loop" for obs in step.observations):
-        return Stop("loop_detected", output=_best_partial(state, step))
+        return Stop("loop_detected", output=best_partial(state, step))
     for name, count in state.failures.items():
         tool = state.agent.tools.get(name)
         limit = tool.max_retries if tool else state.agent.max_unknown_tool_calls
         if count > limit:
             last = next((o.content for o in reversed(step.observations) if o.tool == name), "")
-            return Stop("error", ToolRetriesExceeded(name, count, last), _best_partial(state, step))
+            return Stop("error", ToolRetriesExceeded(name, count, last), best_partial(state, step))
     return RunAgain()
 
 
 def _conclude(state: RunState, step: Step, response: ModelResponse) -> NextStep:
-    """No tool call: a final answer — validated against ``output_type`` when there is one."""
+    """No tool call: a final answer — validated against ``output_type`` when there is one. An answer
+    the server cut at its token limit (``finish_reason == "length"``) is never taken for a final one."""
     agent = state.agent
     text = (response.text or "").strip()
     step.answer = text
-    state.append(response.message())
+    message = response.message()
+    state.history.append(message)
+    if response.finish_reason == "length":
+        state.final_message = message
+        return Stop("max_tokens", UnexpectedModelBehavior(
+            "the answer was cut off at the server's token limit (finish_reason 'length'); raise max_tokens "
+            "in model_settings", text), text or best_partial(state))
     try:
         if not text:
             raise ValueError("The answer was empty. Answer the question, or call a tool.")
@@ -399,14 +438,18 @@ def _conclude(state: RunState, step: Step, response: ModelResponse) -> NextStep:
     except (ValueError, ValidationError) as exc:
         problem = _describe_output_error(exc)
         if state.output_retries >= agent.output_retries:
-            from .errors import UnexpectedModelBehavior  # noqa: PLC0415 - rare path
-
+            state.final_message = message
             return Stop("error", UnexpectedModelBehavior(f"final answer rejected: {problem}", text),
-                        _best_partial(state, step))
+                        best_partial(state, step))
         state.output_retries += 1
         step.note = problem
-        state.append({"role": "user", "content": f"Your answer was not accepted: {problem}"})
+        retry = {"role": "user", "content": f"Your answer was not accepted: {problem}"}
+        state.history.append(retry)
+        state.journal.turn({"step": step.index, "message": message, "usage": step.usage.model_dump(),
+                            "after": [retry], "note": problem, "finish_reason": step.finish_reason,
+                            "prev_ms": state.last_ms})
         return RunAgain()
+    state.final_message = message
     return FinalOutput(output)
 
 
@@ -430,7 +473,7 @@ def _describe_output_error(exc: Exception) -> str:
     return str(exc)
 
 
-def _best_partial(state: RunState, current: Step | None = None) -> str | None:
+def best_partial(state: RunState, current: Step | None = None) -> str | None:
     """The latest answer or thought, counting ``current``: the step ending now, not yet recorded."""
     steps = state.steps if current is None else [*state.steps, current]
     for step in reversed(steps):
@@ -443,34 +486,25 @@ def _last_user_text(history: list[dict[str, Any]]) -> str:
     return next((str(m.get("content") or "") for m in reversed(history) if m["role"] == "user"), "")
 
 
-def close_interrupted(state: RunState) -> None:
-    """Before a new input on a session whose last run crashed mid-step: answer the open tool calls
-    (with their stored result if the tool had finished, else a "not run" note) so history stays valid."""
-    pending = _pending_calls(state.history)
-    for call in pending[0] if pending else []:
-        stored = state.store.tool_result(state.session, call.id)
-        content = stored["content"] if stored else "Not run: the run was interrupted before this call finished."
-        state.append({"role": "tool", "tool_call_id": call.id, "content": content})
-
-
-def _pending_calls(history: list[dict[str, Any]]) -> tuple[list[RawToolCall], int] | None:
-    """Tool calls at the end of history that have no tool message yet, and how many messages follow them."""
-    for back, message in enumerate(reversed(history)):
-        if message["role"] == "tool":
-            continue
-        if message["role"] != "assistant" or not message.get("tool_calls"):
-            return None
-        answered = {m["tool_call_id"] for m in history[len(history) - back:]}
-        missing = [RawToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
-                   for c in message["tool_calls"] if c["id"] not in answered]
-        return (missing, back) if missing else None
-    return None
-
-
-def _result(state: RunState, end: FinalOutput | Stop) -> RunResult:
+def finish(state: RunState, end: FinalOutput | Stop) -> RunResult:
+    """End the run: answer the calls a stop from outside left open (every call gets one answer), journal
+    the end with the final answer and the run record in one commit, and build the ``RunResult``."""
     agent = state.agent
     status: RunStatus = "completed" if isinstance(end, FinalOutput) else end.status
     error = end.error if isinstance(end, Stop) else None
+    closing: list[tuple[int, int, dict[str, Any]]] = []
+    if state.turn is not None and (step := state.current) is not None:  # stopped in the middle of a turn
+        seq, calls, outcomes = state.turn
+        for i in range(len(calls)):
+            if i not in outcomes:
+                outcomes[i] = ToolOutcome("interrupted", f"The run ended ({status}) before this call's result was "
+                                                         "recorded; if it was running, its outcome is unknown.")
+                closing.append((seq, i, _stored(outcomes[i])))
+        _answer_calls(state, step, calls, outcomes)
+        state.turn = None
+    if (current := state.current) is not None:  # stopped in the middle of a step
+        state.steps.append(current)
+        state.current = None
     result = RunResult(
         run_id=state.run_id, agent=agent.name, session=state.session, model=agent.model.name, status=status,
         output=end.output, steps=state.steps, usage=state.usage,
@@ -478,6 +512,13 @@ def _result(state: RunState, end: FinalOutput | Stop) -> RunResult:
         ms=(time.perf_counter() - state.started) * 1000, children=state.children,
     )
     output = end.output.model_dump(mode="json") if isinstance(end.output, BaseModel) else end.output
-    state.store.update_run(state.run_id, status=status, output=output, error=result.error,
-                           usage=state.usage.model_dump(), ms=result.ms)
+    final_turn = None
+    if state.final_message is not None and state.steps:
+        last = state.steps[-1]
+        final_turn = {"step": last.index, "message": state.final_message, "usage": last.usage.model_dump(),
+                      "answer": last.answer, "finish_reason": last.finish_reason}
+    record = {"status": status, "output": output, "error": result.error, "error_type": result.error_type,
+              "usage": state.usage.model_dump(), "steps": len(state.steps), "ms": result.ms}
+    state.journal.end({"status": status, "turn": final_turn, "prev_ms": None if final_turn else state.last_ms},
+                      record=record, closing=closing)
     return result

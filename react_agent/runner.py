@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .memory import Store
+from .stores import DiskStore
 from .tasks import TaskFile, TaskOutcome, TaskSpec, run_task
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes
     path = cassette_path(cassettes, task_file, task.name, trial)
     spec_model = model or task_file.agent_spec(task.agent).model
     with tempfile.TemporaryDirectory(prefix="react_agent_") as scratch, _state_env(Path(scratch) / "state"):
-        store = Store(Path(scratch) / "store")
+        store = DiskStore(Path(scratch) / "store")
         live_model = None if mode == "replay" else resolve_model(spec_model)
         with cassette(path, mode, live_model.name if live_model else None) as tape:
             chosen = replay_model(tape.model) if mode == "replay" else live_model

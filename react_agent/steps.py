@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from .usage import Usage
 
 __all__ = [
+    "DelegationReport",
     "Event",
     "Observation",
     "RunEnd",
@@ -27,7 +28,7 @@ __all__ = [
     "ToolStart",
 ]
 
-RunStatus = Literal["completed", "max_steps", "loop_detected", "token_budget", "error"]
+RunStatus = Literal["completed", "max_steps", "loop_detected", "token_budget", "max_tokens", "blocked", "error"]
 
 
 class ToolCall(BaseModel):
@@ -43,7 +44,7 @@ class Observation(BaseModel):
 
     call_id: str
     tool: str
-    kind: str  # ok | invalid_arguments | unknown_tool | tool_error | timeout | retry | skipped
+    kind: str  # ok | invalid_arguments | unknown_tool | tool_error | timeout | retry | skipped | loop | interrupted
     content: str
     ms: float = 0.0
 
@@ -61,6 +62,7 @@ class Step(BaseModel):
     note: str | None = None  # e.g. why a final answer was sent back for another try
     usage: Usage = Field(default_factory=Usage)
     ms: float = 0.0
+    finish_reason: str | None = None  # why the model stopped: stop, tool_calls, length, content_filter
 
 
 class RunResult(BaseModel):
@@ -93,6 +95,32 @@ class RunResult(BaseModel):
         for child in self.children:
             total.add(child.total_usage)
         return total
+
+
+class DelegationReport(BaseModel):
+    """What a delegating agent's model sees of a nested run (its JSON). The loop takes the full
+    ``RunResult`` from ``run`` and lists it in the parent's ``RunResult.children``. No run id: the
+    model has no use for it, and a random id would make recorded requests unrepeatable."""
+
+    agent: str
+    status: str
+    output: Any = None
+    tokens: int  # the nested run's total, its own nested runs included
+    cost_usd: float | None
+    _run: RunResult | None = PrivateAttr(None)
+
+    @property
+    def run(self) -> RunResult | None:
+        return self._run
+
+    @classmethod
+    def of(cls, result: RunResult) -> DelegationReport:
+        output = result.output.model_dump(mode="json") if isinstance(result.output, BaseModel) else result.output
+        total = result.total_usage
+        report = cls(agent=result.agent, status=result.status, output=output,
+                     tokens=total.total_tokens, cost_usd=total.cost_usd)
+        report._run = result
+        return report
 
 
 @dataclass(frozen=True, slots=True)

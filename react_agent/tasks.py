@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .agent import Agent
 from .errors import TaskFileError, UserError
-from .memory import Store
 from .model import Model
 from .steps import RunResult
+from .stores import Store
 
 if TYPE_CHECKING:
     from .router import Router

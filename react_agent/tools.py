@@ -110,7 +110,7 @@ def render_result(value: Any) -> str:
 
 
 OutcomeKind = Literal[
-    "ok", "invalid_arguments", "unknown_tool", "tool_error", "timeout", "retry", "skipped", "loop"
+    "ok", "invalid_arguments", "unknown_tool", "tool_error", "timeout", "retry", "skipped", "loop", "interrupted"
 ]
 
 
@@ -145,7 +145,13 @@ class Tool:
     max_retries: int = 3
     source: str = "<code>"
     context_param: str | None = None
+    side_effects: bool = False  # acts on the world (tickets, payments, writes): at most once across crashes
+    idempotent: bool | None = None  # safe to run again after a crash; None: True unless side_effects
     _schema: dict[str, Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.idempotent is None:
+            self.idempotent = not self.side_effects
 
     @functools.cached_property
     def is_async(self) -> bool:
@@ -169,16 +175,18 @@ class Tool:
         return self.args_model.model_validate_json(raw_arguments.strip() or "{}")
 
     async def invoke(self, raw_arguments: str, context: ToolContext | None = None,
-                     keep: Keep | None = None) -> ToolOutcome:
-        """Validate and run. Every model-side failure becomes a ``ToolOutcome`` the model can read.
+                     keep: Keep | None = None, *, parsed: BaseModel | None = None) -> ToolOutcome:
+        """Validate (unless ``parsed`` is given) and run. Every model-side failure becomes a
+        ``ToolOutcome`` the model can read.
 
         ``keep`` gets the outcome the moment the tool returns or fails — in the tool's own thread for
         a sync tool — so a result is saved even if the process dies before the loop sees it. It is
         not called for a call that timed out (its late result belongs to no one)."""
-        try:
-            parsed = self.validate(raw_arguments)
-        except ValidationError as exc:
-            return ToolOutcome("invalid_arguments", describe_validation_error(self, raw_arguments, exc))
+        if parsed is None:
+            try:
+                parsed = self.validate(raw_arguments)
+            except ValidationError as exc:
+                return ToolOutcome("invalid_arguments", describe_validation_error(self, raw_arguments, exc))
         arguments = {name: getattr(parsed, name) for name in type(parsed).model_fields}
         call_args = dict(arguments)
         if self.context_param is not None:
@@ -282,16 +290,19 @@ def tool(fn: F, /) -> Tool: ...
 @overload
 def tool(
     *, name: str | None = None, description: str | None = None, timeout: float | None = 60.0,
-    sequential: bool = False, max_retries: int = 3,
+    sequential: bool = False, max_retries: int = 3, side_effects: bool = False, idempotent: bool | None = None,
 ) -> Callable[[F], Tool]: ...
 def tool(
     fn: F | None = None, /, *, name: str | None = None, description: str | None = None,
-    timeout: float | None = 60.0, sequential: bool = False, max_retries: int = 3,
+    timeout: float | None = 60.0, sequential: bool = False, max_retries: int = 3, side_effects: bool = False,
+    idempotent: bool | None = None,
 ) -> Tool | Callable[[F], Tool]:
     """Turn a typed function (sync or async) into a ``Tool``.
 
     The docstring's first part is the description; an ``Args:`` section gives each argument's.
     ``sequential=True`` keeps the tool from running beside other calls of the same turn.
+    ``side_effects=True`` marks a tool that acts on the world; such a tool is not ``idempotent`` unless
+    said so, and a call of it that a crash interrupted is never run a second time on resume.
     """
 
     def build(func: F) -> Tool:
@@ -306,7 +317,7 @@ def tool(
         return Tool(
             fn=func, name=tool_name, description=description or summary, args_model=args_model,
             timeout=timeout, sequential=sequential, max_retries=max_retries, source=source,
-            context_param=context_param,
+            context_param=context_param, side_effects=side_effects, idempotent=idempotent,
         )
 
     if fn is not None:

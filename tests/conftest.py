@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from react_agent.memory import Store
 from react_agent.plugins import discover
+from react_agent.stores import DiskStore as Store
 from react_agent.testing import ScriptedModel
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import pytest
 
 import react_agent.agent as agent_module
 from react_agent.cli import main
-from react_agent.memory import Store
+from react_agent.stores import DiskStore as Store
 from react_agent.testing import ScriptedModel, reply, tool_calls
 
 PLUGIN = '''
@@ -81,8 +81,9 @@ def test_interrupted_run_resumes_from_the_cli(project: Path, monkeypatch: pytest
     assert "resume RUN_ID" in capsys.readouterr().err
     assert (project / "calls.log").read_text().split() == ["fetch:a"]
 
-    (run_id, record), = Store().runs()
-    assert record["status"] == "running"
+    record, = Store().runs()
+    run_id = record.run_id
+    assert record.status == "running"
 
     second = ScriptedModel([reply("all done")])
     use_model(monkeypatch, second)

@@ -13,6 +13,7 @@ from conftest import assert_valid_history, history_problems
 from pydantic import BaseModel
 
 from react_agent import Agent, ModelHTTPError, ModelRetry, ToolContext, UserError, tool
+from react_agent.history import fold
 from react_agent.log import configure_logging
 from react_agent.steps import RunEnd, StepEnd, TextDelta, ToolEnd, ToolStart
 from react_agent.testing import ScriptedModel, reply, tool_call, tool_calls
@@ -364,7 +365,7 @@ async def test_a_model_error_ends_the_run_with_status_error():
     assert "HTTP 503" in result.error
     assert result.output == "adding"
     assert_valid_history(model)
-    assert agent.store.run(result.run_id)["status"] == "error"
+    assert agent.store.run(result.run_id).status == "error"
 
 
 # -- sessions and resume ---------------------------------------------------------------------------
@@ -407,7 +408,7 @@ async def crash_in_tool(store, fetch) -> None:
 
 async def test_resume_after_a_crash_in_a_tool_does_not_rerun_finished_tools(store, fetch):
     await crash_in_tool(store, fetch)
-    crashed_run = store.runs("s1")[-1][0]
+    crashed_run = store.runs(session="s1")[-1].run_id
     agent, model = agent_on(store, [reply("a and b fetched")], fetch)
     result = await agent.run("get a and b", session="s1", resume=True)
     assert result.status == "completed"
@@ -432,7 +433,7 @@ async def test_resume_after_a_crash_in_the_model_call(store, fetch):
     assert len(result.steps) == 2  # the journaled step and the new one
     assert result.steps[0].observations[0].content == "value of a"
     assert (result.usage.requests, result.usage.total_tokens) == (2, 60)  # both runs' requests count
-    assert store.run(result.run_id)["usage"]["requests"] == 2
+    assert store.run(result.run_id).usage["requests"] == 2
     assert_valid_history(model)
 
 
@@ -444,7 +445,7 @@ async def test_new_input_on_a_crashed_session_closes_the_open_calls(store, fetch
     messages = model.requests[0].messages
     tool_messages = [m["content"] for m in messages if m["role"] == "tool"]
     assert tool_messages[0] == "value of a"  # finished before the crash: its stored result
-    assert tool_messages[1].startswith("Not run: the run was interrupted")
+    assert tool_messages[1].startswith("Interrupted: the run stopped while this call was running")
     assert messages[-1] == {"role": "user", "content": "never mind: 2+2?"}
     assert CALLS == {"a": 1, "b": 1}
     assert_valid_history(model)
@@ -519,8 +520,8 @@ def test_run_sync_without_a_loop():
 
 
 async def test_every_tool_end_and_step_end_comes_after_what_it_reports_is_on_disk(store):
-    """Crash safety with batched writes: when a ToolEnd or StepEnd reaches a hook (where a crash may
-    happen), the tool's result - and at StepEnd the step - is already stored."""
+    """Crash safety: when a ToolEnd or StepEnd reaches a hook (where a crash may happen), the tool's
+    result - and at StepEnd the whole step - is already in the journal."""
 
     @tool
     async def slow(n: int) -> int:
@@ -531,23 +532,27 @@ async def test_every_tool_end_and_step_end_comes_after_what_it_reports_is_on_dis
     seen: list[str] = []
 
     def check(event):
+        folded = fold(store.entries("s1"))
         if isinstance(event, ToolEnd):
             call = event.observation.call_id
-            stored = {m.get("tool_call_id") for m in store.messages("s1") if m["role"] == "tool"}
-            assert store.tool_result("s1", call) is not None or call in stored, call
+            answered = {t.calls[i]["id"] for t in folded.turns for i in t.results}
+            assert call in answered, call
             seen.append(f"tool {call}")
         elif isinstance(event, StepEnd):
-            assert store.run(run_id)["steps"] == event.step.index + 1
-            assert len(store.run_steps(run_id)) == event.step.index + 1
+            steps = folded.steps(run_id)
+            assert len(steps) == event.step.index + 1
+            assert len(steps[-1].observations) == len(event.step.actions)
             seen.append(f"step {event.step.index}")
 
     run_id = "run-1"
     script = [tool_calls([("slow", {"n": 3}), ("slow", {"n": 1})]), tool_call("slow", {"n": 0}), reply("done")]
     agent = Agent(tools=[slow], model=ScriptedModel(script), store=store, hooks=[check])
     result = await agent.run("go", session="s1", run_id=run_id)
-    assert result.status == "completed"
+    assert result.status == "completed", result.error
     assert len(seen) == 6 and seen[-1] == "step 2"
     assert history_problems(store.messages("s1")) == []
+    assert [s.model_dump() for s in fold(store.entries("s1")).steps(run_id)] == [
+        s.model_dump() for s in result.steps]
 
 
 async def test_every_event_is_logged_as_json_lines_with_run_data():

@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from react_agent import ModelRetry
-from react_agent.memory import state_dir
+from react_agent.paths import state_dir
 
 DEMO_DIR_ENV = "REACT_AGENT_DEMO_DIR"
 DB_NAME = "shop.db"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from react_agent import ModelRetry, tool
-from react_agent.memory import state_dir
+from react_agent.paths import state_dir
 from react_agent.plugins import load_sibling
 
 shop = load_sibling(__file__, "_shop")

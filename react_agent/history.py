@@ -1,0 +1,142 @@
+"""What a session's entry log means: the conversation history and each run's steps, folded from it.
+
+Pure functions of the entries (no store, no I/O), so every backend reads the same thing. The kinds of
+entry a run writes (``react_agent.journal`` writes them; the README's "Crash safety" says when):
+
+* ``start``    the run's first entry: the question (``messages``)
+* ``turn``     one model answer: the assistant ``message`` (with its tool calls), the step's index and
+  usage, the calls answered without running anything (``answered``: ``[[index, outcome]]`` — unknown
+  tool, invalid arguments, the final answer), the calls about to run (``started``), and messages that
+  follow the answer (``after``: e.g. "your answer was not accepted")
+* ``started``  more calls of turn ``turn`` about to run (a sequential tool, a resumed call)
+* ``result``   the outcome of call ``index`` of turn ``turn``: ``{"kind", "content", "ms"}``
+* ``resume``   the run was resumed
+* ``end``      the run's end: status, output, error, usage, and the final answer's ``turn`` if any
+* ``messages`` messages added outside any run (``Store.append``)
+
+Tool messages are placed right after their assistant message, in call order, wherever their
+``result`` entries stand in the log — so an interrupted call answered later (by a resumed run, or by
+the next run on the session) still gives a valid history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .steps import Observation, Step, ToolCall
+from .usage import Usage
+
+__all__ = ["Folded", "Turn", "fold", "tool_message"]
+
+
+def tool_message(call: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call["id"], "content": outcome["content"]}
+
+
+@dataclass(slots=True)
+class Turn:
+    """One model answer of a run and what became of its tool calls."""
+
+    seq: int
+    run: str | None
+    step: int
+    message: dict[str, Any]
+    usage: dict[str, Any] = field(default_factory=dict)
+    started: set[int] = field(default_factory=set)
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    after: list[dict[str, Any]] = field(default_factory=list)
+    note: str | None = None
+    answer: str | None = None
+    finish_reason: str | None = None
+    ms: float = 0.0
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        calls: list[dict[str, Any]] = self.message.get("tool_calls") or []
+        return calls
+
+    @property
+    def open(self) -> list[int]:
+        """Indices of the calls that have no outcome yet."""
+        return [i for i in range(len(self.calls)) if i not in self.results]
+
+    def step_record(self) -> Step:
+        actions = [ToolCall(id=c["id"], name=c["function"]["name"], arguments=c["function"]["arguments"])
+                   for c in self.calls]
+        observations = [Observation(call_id=a.id, tool=a.name, kind=r["kind"], content=r["content"],
+                                    ms=float(r.get("ms") or 0.0))
+                        for i, a in enumerate(actions) if (r := self.results.get(i)) is not None]
+        thought = (self.message.get("content") or None) if self.calls else None
+        answer = self.answer if self.calls else (self.answer or self.message.get("content") or "")
+        return Step(index=self.step, thought=thought, actions=actions, observations=observations,
+                    answer=answer, note=self.note, usage=Usage.model_validate(self.usage or {}),
+                    ms=self.ms, finish_reason=self.finish_reason)
+
+
+@dataclass(slots=True)
+class Folded:
+    history: list[dict[str, Any]]
+    turns: list[Turn]
+    ends: dict[str, dict[str, Any]]  # run id -> its end entry
+    runs: list[str]  # run ids, in the order they started
+
+    def run_turns(self, run_id: str) -> list[Turn]:
+        return [t for t in self.turns if t.run == run_id]
+
+    def steps(self, run_id: str) -> list[Step]:
+        return [t.step_record() for t in self.run_turns(run_id)]
+
+    def usage(self, run_id: str) -> Usage:
+        total = Usage()
+        for turn in self.run_turns(run_id):
+            total.add(Usage.model_validate(turn.usage or {}))
+        return total
+
+    def last_turn(self) -> Turn | None:
+        return self.turns[-1] if self.turns else None
+
+
+def _turn(entry: dict[str, Any], body: dict[str, Any]) -> Turn:
+    turn = Turn(seq=int(entry["seq"]), run=entry.get("run"), step=int(body.get("step", 0)),
+                message=body["message"], usage=body.get("usage") or {}, started=set(body.get("started") or ()),
+                after=list(body.get("after") or ()), note=body.get("note"), answer=body.get("answer"),
+                finish_reason=body.get("finish_reason"))
+    for index, outcome in body.get("answered") or ():
+        turn.results[int(index)] = outcome
+    return turn
+
+
+def fold(entries: Sequence[dict[str, Any]]) -> Folded:
+    """The conversation history and the runs' turns, from a session's entries in order."""
+    turns: dict[int, Turn] = {}
+    ends: dict[str, dict[str, Any]] = {}
+    runs: list[str] = []
+    previous: Turn | None = None
+    for entry in entries:  # first pass: turns, their results, and each step's duration
+        kind = entry.get("kind")
+        body: dict[str, Any] | None = entry.get("turn") if kind == "end" else entry
+        if previous is not None and entry.get("prev_ms") is not None and entry.get("run") == previous.run:
+            previous.ms = float(entry["prev_ms"])
+        if body and kind in ("turn", "end"):
+            previous = turns[int(entry["seq"])] = _turn(entry, body)
+        elif kind == "result" and (owner := turns.get(int(entry["turn"]))) is not None:
+            owner.results.setdefault(int(entry["index"]), entry["outcome"])
+        elif kind == "started" and (owner := turns.get(int(entry["turn"]))) is not None:
+            owner.started.update(int(i) for i in entry.get("calls") or ())
+        if kind == "end" and entry.get("run"):
+            ends[entry["run"]] = entry
+        elif kind == "start" and entry.get("run"):
+            runs.append(entry["run"])
+    history: list[dict[str, Any]] = []
+    for entry in entries:  # second pass: messages in order, tool messages right after their call
+        kind = entry.get("kind")
+        if kind in ("start", "messages"):
+            history.extend(entry.get("messages") or ())
+        elif (turn := turns.get(int(entry.get("seq", -1)))) is not None:
+            history.append(turn.message)
+            history.extend(tool_message(call, turn.results[i]) for i, call in enumerate(turn.calls)
+                           if i in turn.results)
+            history.extend(turn.after)
+    return Folded(history, list(turns.values()), ends, runs)

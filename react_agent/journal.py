@@ -1,0 +1,139 @@
+"""The run journal: what a run writes to its session's log, and when (the README's "Crash safety").
+
+Four kinds of commit, each atomic, each a crash point of the kill -9 tests:
+
+1. **start** — the run record (status ``running``) and the question, together. Calls that an earlier,
+   interrupted run on the session left open are answered in the same commit.
+2. **turn** — the model's answer with its tool calls, the calls answered without running anything, and
+   the calls about to run (``started``) — before any tool starts.
+3. **result** — one call's outcome, the moment its tool returns (in the tool's own thread). A call gets
+   exactly one result: a late result after the run was closed is dropped.
+4. **end** — the final answer (if any), the status and the run record, together.
+
+A crash leaves a prefix of these commits; ``resume`` reads it back (``plan_resume``): a call with a
+result is never run again; a call that was started but has no result is run again only if its tool is
+safe to repeat (``idempotent``), otherwise the model is told its outcome is unknown; a call that never
+started runs. The question is always in the history, because it is committed with the run record.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .faults import point
+from .history import Folded, Turn, fold
+from .stores.base import Entry, RunRecord, SessionInfo, Store
+
+__all__ = ["INTERRUPTED", "NOT_STARTED", "RESUMABLE", "Journal", "closing_outcomes", "start_entries",
+           "superseded_runs", "unknown_outcome"]
+
+RESUMABLE = ("running", "error")  # a crashed run, or one the API failed; a superseded one cannot go on
+NOT_STARTED = "Not run: the run was interrupted before this call started."
+INTERRUPTED = ("Interrupted: the run stopped while this call was running, so its outcome is unknown "
+               "(it may or may not have taken effect).")
+
+
+def unknown_outcome(tool: str) -> dict[str, Any]:
+    """What the model sees of a call that was running when the process died, for a tool not safe to
+    repeat: at-most-once, never a silent second run."""
+    return {"kind": "interrupted", "ms": 0.0,
+            "content": f"{INTERRUPTED} It was not run again because {tool!r} has side effects; check its "
+                       "effect before calling it again."}
+
+
+def closing_outcomes(turn: Turn) -> list[tuple[int, dict[str, Any]]]:
+    """Answers for the open calls of an interrupted turn that will not be run (a new run took over)."""
+    return [(i, {"kind": "interrupted", "ms": 0.0, "content": INTERRUPTED if i in turn.started else NOT_STARTED})
+            for i in turn.open]
+
+
+class Journal:
+    """Writes one run's entries. The loop calls it; it knows nothing of the loop."""
+
+    def __init__(self, store: Store, record: RunRecord) -> None:
+        self.store = store
+        self.record = record
+        self._answered: set[tuple[int, int]] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+    @property
+    def session(self) -> str:
+        return self.record.session
+
+    def _entry(self, kind: str, **fields: Any) -> Entry:
+        return {"run": self.run_id, "kind": kind, **fields}
+
+    def _claim(self, turn: int, index: int) -> bool:
+        """True once per call: the first answer wins (a tool's result, or the loop closing the turn)."""
+        with self._lock:
+            if (turn, index) in self._answered:
+                return False
+            self._answered.add((turn, index))
+            return True
+
+    def start(self, messages: list[dict[str, Any]], *, info: SessionInfo, closing: Sequence[Entry] = (),
+              superseded: Sequence[RunRecord] = ()) -> None:
+        point("start:before")
+        self.store.write(self.session, [self._entry("start", messages=messages), *closing],
+                         runs=[*superseded, self.record], info=info)
+        point("start:after")
+
+    def resume(self) -> None:
+        self.record = self.record.model_copy(update={"status": "running", "updated": time.time()})
+        self.store.write(self.session, [self._entry("resume")], runs=[self.record])
+
+    def turn(self, body: dict[str, Any]) -> int:
+        """Commit a model answer (before any of its tools starts); returns its sequence number."""
+        point("turn:before")
+        seq = self.store.write(self.session, [self._entry("turn", **body)])
+        for index, _ in body.get("answered") or ():
+            self._claim(seq, index)
+        point("turn:after")
+        return seq
+
+    def started(self, turn: int, calls: list[int]) -> None:
+        self.store.write(self.session, [self._entry("started", turn=turn, calls=calls)])
+
+    def result(self, turn: int, index: int, outcome: dict[str, Any]) -> bool:
+        """Commit one call's outcome; ``False`` (nothing written) if the call was already answered."""
+        if not self._claim(turn, index):
+            return False
+        self.store.write(self.session, [self._entry("result", turn=turn, index=index, outcome=outcome)])
+        point("result:after")
+        return True
+
+    def end(self, fields: dict[str, Any], *, record: dict[str, Any],
+            closing: Sequence[tuple[int, int, dict[str, Any]]] = ()) -> None:
+        """Commit the run's end: answers for calls still open, the end entry, the run record."""
+        answers = [self._entry("result", turn=t, index=i, outcome=o) for t, i, o in closing if self._claim(t, i)]
+        self.record = self.record.model_copy(update={**record, "updated": time.time()})
+        point("end:before")
+        self.store.write(self.session, [*answers, self._entry("end", **fields)], runs=[self.record])
+        point("end:after")
+
+
+def start_entries(store: Store, entries: Sequence[Entry]) -> tuple[list[Entry], list[RunRecord]]:
+    """What a new run on a session commits besides its question: answers for the calls an interrupted
+    run left open, and that run's record closed as ``interrupted``."""
+    folded = fold(entries)
+    last = folded.last_turn()
+    closing = [{"run": last.run, "kind": "result", "turn": last.seq, "index": i, "outcome": outcome}
+               for i, outcome in closing_outcomes(last)] if last is not None else []
+    return closing, superseded_runs(store, folded)
+
+
+def superseded_runs(store: Store, folded: Folded) -> list[RunRecord]:
+    """Runs of the session that never ended (their process died): a new run on the session closes them."""
+    found = []
+    for run_id in folded.runs:
+        if run_id not in folded.ends and (record := store.run(run_id)) is not None and record.status == "running":
+            found.append(record.model_copy(update={"status": "interrupted", "updated": time.time(),
+                                                   "error": "interrupted: a new run started on the session"}))
+    return found

@@ -1,0 +1,34 @@
+"""Where react-agent keeps things on disk: the store and the tools' state folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["default_store_path", "home", "private_dir", "state_dir"]
+
+
+def home() -> Path:
+    """``$REACT_AGENT_HOME``, else ``.react_agent`` in the working directory."""
+    return Path(os.environ.get("REACT_AGENT_HOME") or ".react_agent")
+
+
+def default_store_path() -> Path:
+    """``$REACT_AGENT_HOME/store`` if set, else ``.react_agent/store`` in the working directory."""
+    return home() / "store"
+
+
+def state_dir() -> Path:
+    """Where tools keep state that outlives a run (databases, files): ``$REACT_AGENT_STATE_DIR``, else
+    ``$REACT_AGENT_HOME/state``. Recorded and replayed task runs point it at a fresh folder, so they
+    start from the same state every time."""
+    path = Path(os.environ.get("REACT_AGENT_STATE_DIR") or home() / "state")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) readable by the owner only: 0700 whatever the umask."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
