@@ -102,7 +102,7 @@ def _turn(entry: dict[str, Any], body: dict[str, Any]) -> Turn:
     turn = Turn(seq=int(entry["seq"]), run=entry.get("run"), step=int(body.get("step", 0)),
                 message=body["message"], usage=body.get("usage") or {}, started=set(body.get("started") or ()),
                 after=list(body.get("after") or ()), note=body.get("note"), answer=body.get("answer"),
-                finish_reason=body.get("finish_reason"))
+                finish_reason=body.get("finish_reason"), ms=float(body.get("ms") or 0.0))
     for index, outcome in body.get("answered") or ():
         turn.results[int(index)] = outcome
     return turn

@@ -328,7 +328,7 @@ def _settle(state: RunState, step: Step, calls: list[RawToolCall], *, message: d
 
 
 def _stored(outcome: ToolOutcome) -> dict[str, Any]:
-    return {"kind": outcome.kind, "content": outcome.content, "ms": round(outcome.ms, 3)}
+    return {"kind": outcome.kind, "content": outcome.content, "ms": outcome.ms}
 
 
 def _answer_calls(state: RunState, step: Step, calls: list[RawToolCall], outcomes: dict[int, ToolOutcome]) -> None:
@@ -516,9 +516,10 @@ def finish(state: RunState, end: FinalOutput | Stop) -> RunResult:
     if state.final_message is not None and state.steps:
         last = state.steps[-1]
         final_turn = {"step": last.index, "message": state.final_message, "usage": last.usage.model_dump(),
-                      "answer": last.answer, "finish_reason": last.finish_reason}
+                      "answer": last.answer, "finish_reason": last.finish_reason, "ms": last.ms}
+    previous_ms = state.steps[-2].ms if final_turn and len(state.steps) > 1 else None
     record = {"status": status, "output": output, "error": result.error, "error_type": result.error_type,
               "usage": state.usage.model_dump(), "steps": len(state.steps), "ms": result.ms}
-    state.journal.end({"status": status, "turn": final_turn, "prev_ms": None if final_turn else state.last_ms},
+    state.journal.end({"status": status, "turn": final_turn, "prev_ms": previous_ms if final_turn else state.last_ms},
                       record=record, closing=closing)
     return result
