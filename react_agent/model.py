@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import parse_qsl
 
 from .errors import ModelHTTPError, UnexpectedModelBehavior
 from .usage import Usage
@@ -197,6 +198,15 @@ def sse_payloads(line: str) -> str | None:
     return None
 
 
+def split_query(url: str | None) -> tuple[str | None, dict[str, str]]:
+    """A base URL and its query parameters apart: the SDK appends the request path to the base URL's raw
+    path, so ``.../v1?api-version=X`` would become ``.../v1/?api-version=Xchat/completions``."""
+    if url is None or "?" not in url:
+        return url, {}
+    base, _, query = url.partition("?")
+    return base, dict(parse_qsl(query.partition("#")[0], keep_blank_values=True))
+
+
 class OpenAIModel:
     """Any OpenAI-compatible Chat Completions server (OpenAI, vLLM, Ollama, llama.cpp, OpenRouter, Groq)."""
 
@@ -235,9 +245,11 @@ class OpenAIModel:
         if self._client is None or loop is not self._client_loop:
             import openai  # noqa: PLC0415 - openai costs ~1 s to import; only when a request is made
 
+            base_url, query = split_query(self.base_url or os.environ.get("OPENAI_BASE_URL") or None)
             self._client = openai.AsyncOpenAI(
                 api_key=self.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed",
-                base_url=self.base_url or os.environ.get("OPENAI_BASE_URL") or None,
+                base_url=base_url,
+                default_query=query or None,
                 max_retries=self.max_retries,
                 timeout=self.timeout,
             )

@@ -1,8 +1,10 @@
 """Record and replay a run's HTTP traffic with vcrpy.
 
-* Matching ignores host, port and headers (a local server gets a new port every run) and compares the
-  method, the path and the JSON request body.
-* Nothing but ``content-type`` is kept of the headers, so ``authorization`` and keys never reach a file.
+* Matching ignores host, port, query and headers (a local server gets a new port every run) and
+  compares the method, the path and the JSON request body.
+* Nothing but ``content-type`` is kept of the request and response headers, so ``authorization`` and
+  ``api-key`` headers never reach a file; request URIs lose their userinfo (``user:KEY@``) and every
+  query parameter with a key-like name (``redact.redact_url``), so a key in the base URL does not either.
 * The cassette keeps the date the prompts were rendered with and the model name, so a replay sends
   byte-identical requests on another day.
 * A replay whose requests differ from the recording raises ``ReplayMismatchError`` naming the request
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ReplayMismatchError, UserError
+from .redact import redact_url
 
 if TYPE_CHECKING:
     from .model import Model
@@ -91,6 +94,7 @@ def _strip_request(request: Any) -> Any:
     for name in list(request.headers):
         if name.lower() not in KEPT_HEADERS:
             del request.headers[name]
+    request.uri = redact_url(request.uri)
     return request
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
+
+from react_agent.redact import secret_name
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 SECRET = re.compile(r"authorization|api[-_]key|sk-[A-Za-z0-9_-]{16,}|bearer\s+\S+", re.IGNORECASE)
@@ -32,3 +35,14 @@ def test_only_content_type_headers_are_kept() -> None:
             for part in ("request", "response"):
                 headers = {h.lower() for h in interaction[part].get("headers") or {}}
                 assert headers <= {"content-type"}, f"{path.name}: {part} headers {headers}"
+
+
+def test_no_userinfo_or_key_like_query_in_any_uri() -> None:
+    for path in all_cassettes():
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for interaction in data["interactions"]:
+            uri = urlsplit(interaction["request"]["uri"])
+            assert "@" not in uri.netloc, f"{path.name}: userinfo in {uri.netloc!r}"
+            keyed = [name for name, _ in parse_qsl(uri.query, keep_blank_values=True) if secret_name(name)]
+            assert not keyed, f"{path.name}: key-like query parameters {keyed}"
+            assert uri.path.endswith("/chat/completions"), f"{path.name}: path {uri.path!r}"

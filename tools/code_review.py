@@ -4,7 +4,8 @@ plus ``Review``, the structured final answer (task files name it as ``output_typ
 Every path is confined to the project root: ``$REACT_AGENT_REVIEW_ROOT``, else ``demo/sample_project``
 beside the tools folder (or under ``$REACT_AGENT_DEMO_DIR``). Absolute paths, ``..`` and symlinks that
 lead outside the root are refused with a ``ModelRetry``. Outputs name files relative to the root, so
-they are the same wherever the project is checked out.
+they are the same wherever the project is checked out. pytest and ruff run with ``safe_env()``: the
+reviewed project's code (a ``conftest.py``) never sees ``OPENAI_API_KEY`` or any other credential.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from react_agent import ModelRetry, tool
+from react_agent.redact import safe_env
 
 ROOT_ENV = "REACT_AGENT_REVIEW_ROOT"
 DEMO_DIR_ENV = "REACT_AGENT_DEMO_DIR"
@@ -176,7 +178,7 @@ def run_tests() -> str:
     root = project_root()
     with tempfile.TemporaryDirectory(prefix="react-agent-review-") as scratch:
         report = Path(scratch) / "report.xml"
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        env = safe_env({"PYTHONDONTWRITEBYTECODE": "1"})  # the project's tests never see our keys
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=short",
                    f"--junitxml={report}", "-o", "junit_family=xunit2"]
         try:
@@ -205,7 +207,7 @@ def check_security(path: str = ".") -> str:
     command = [sys.executable, "-m", "ruff", "check", "--isolated", "--select", "S", "--ignore", "S101",
                "--output-format", "json", "--no-cache", "--exit-zero", str(target)]
     try:
-        done = subprocess.run(command, cwd=project_root(), capture_output=True, text=True,
+        done = subprocess.run(command, cwd=project_root(), env=safe_env(), capture_output=True, text=True,
                               timeout=SCAN_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
         return f"The scan did not finish within {SCAN_TIMEOUT:g} seconds."
