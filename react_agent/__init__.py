@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .agent import Agent, Hook
     from .errors import (
         DuplicateToolError,
+        IncompleteResponseError,
         ModelHTTPError,
         ModelRetry,
         ModelUnavailableError,
@@ -45,10 +46,10 @@ if TYPE_CHECKING:
     from .usage import Usage, register_price
 
 __all__ = [
-    "Agent", "DuplicateToolError", "Event", "Hook", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry",
-    "ModelUnavailableError", "Observation", "OpenAIModel", "PluginError", "PromptError", "ReactAgentError",
-    "Route", "Routed", "Router", "RunEnd", "RunError", "RunResult", "RunStart", "Session", "Step", "StepEnd",
-    "Store", "TaskFileError",
+    "Agent", "DuplicateToolError", "Event", "Hook", "IncompleteResponseError", "Model", "ModelHTTPError",
+    "ModelResponse", "ModelRetry", "ModelUnavailableError", "Observation", "OpenAIModel", "PluginError",
+    "PromptError", "ReactAgentError", "Route", "Routed", "Router", "RunEnd", "RunError", "RunResult", "RunStart",
+    "Session", "Step", "StepEnd", "Store", "TaskFileError",
     "TextDelta", "Tool", "ToolCall", "ToolContext", "ToolEnd", "ToolRetriesExceeded", "ToolStart",
     "UnexpectedModelBehavior", "Usage", "UserError", "configure_logging", "register_price", "tool",
 ]
@@ -58,9 +59,9 @@ _WHERE = {
     "Model": "model", "ModelResponse": "model", "OpenAIModel": "model", "Tool": "tools", "ToolContext": "tools",
     "tool": "tools", "Usage": "usage", "register_price": "usage", "Route": "router", "Routed": "router",
     "Router": "router",
-    **dict.fromkeys(["DuplicateToolError", "ModelHTTPError", "ModelRetry", "ModelUnavailableError", "PluginError",
-                     "PromptError", "ReactAgentError", "RunError", "TaskFileError", "ToolRetriesExceeded",
-                     "UnexpectedModelBehavior", "UserError"], "errors"),
+    **dict.fromkeys(["DuplicateToolError", "IncompleteResponseError", "ModelHTTPError", "ModelRetry",
+                     "ModelUnavailableError", "PluginError", "PromptError", "ReactAgentError", "RunError",
+                     "TaskFileError", "ToolRetriesExceeded", "UnexpectedModelBehavior", "UserError"], "errors"),
     **dict.fromkeys(["Event", "Observation", "RunEnd", "RunResult", "RunStart", "Step", "StepEnd", "TextDelta",
                      "ToolCall", "ToolEnd", "ToolStart"], "steps"),
 }
