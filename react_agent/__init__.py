@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .errors import (
         DuplicateToolError,
         HookError,
+        IncompleteResponseError,
         ModelHTTPError,
         ModelRetry,
         ModelUnavailableError,
@@ -48,9 +49,9 @@ if TYPE_CHECKING:
     from .usage import Usage, register_price
 
 __all__ = [
-    "Agent", "DiskStore", "DuplicateToolError", "Event", "Hook", "HookError", "Model", "ModelHTTPError",
-    "ModelResponse", "ModelRetry", "ModelUnavailableError", "Observation", "OpenAIModel", "PluginError",
-    "PromptError", "ReactAgentError",
+    "Agent", "DiskStore", "DuplicateToolError", "Event", "Hook", "HookError", "IncompleteResponseError", "Model",
+    "ModelHTTPError", "ModelResponse", "ModelRetry", "ModelUnavailableError", "Observation", "OpenAIModel",
+    "PluginError", "PromptError", "ReactAgentError",
     "Route", "Routed", "Router", "RunBlocked", "RunEnd", "RunError", "RunRecord", "RunResult", "RunStart",
     "Session", "SessionInfo", "Step", "StepEnd", "Store", "StoreCorruptError", "TaskFileError",
     "TextDelta", "Tool", "ToolCall", "ToolContext", "ToolEnd", "ToolRetriesExceeded", "ToolStart",
@@ -63,8 +64,9 @@ _WHERE = {
     "Model": "model", "ModelResponse": "model", "OpenAIModel": "model", "Tool": "tools", "ToolContext": "tools",
     "tool": "tools", "Usage": "usage", "register_price": "usage", "Route": "router", "Routed": "router",
     "Router": "router",
-    **dict.fromkeys(["DuplicateToolError", "HookError", "ModelHTTPError", "ModelRetry", "ModelUnavailableError",
-                     "PluginError", "PromptError", "ReactAgentError", "RunBlocked", "RunError", "StoreCorruptError",
+    **dict.fromkeys(["DuplicateToolError", "HookError", "IncompleteResponseError", "ModelHTTPError", "ModelRetry",
+                     "ModelUnavailableError", "PluginError", "PromptError", "ReactAgentError", "RunBlocked",
+                     "RunError", "StoreCorruptError",
                      "TaskFileError", "ToolRetriesExceeded", "UnexpectedModelBehavior", "UserError"], "errors"),
     **dict.fromkeys(["Event", "Observation", "RunEnd", "RunResult", "RunStart", "Step", "StepEnd", "TextDelta",
                      "ToolCall", "ToolEnd", "ToolStart"], "steps"),

@@ -43,6 +43,8 @@ class Agent:
         model: str | Model | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
+        request_timeout: float | None = None,
+        max_retries: int | None = None,
         max_steps: int = 10,
         max_tokens_total: int | None = None,
         context_budget: int | None = None,
@@ -66,6 +68,8 @@ class Agent:
         self._model_spec = model
         self._base_url = base_url
         self._api_key = api_key
+        self.request_timeout = request_timeout  # seconds per model request; None: the model's default
+        self.max_retries = max_retries  # model request retries; None: the model's default
         self.max_steps = max_steps
         self.max_tokens_total = max_tokens_total
         self.context_budget = context_budget
@@ -103,7 +107,8 @@ class Agent:
 
     @cached_property
     def model(self) -> Model:
-        return resolve_model(self._model_spec, base_url=self._base_url, api_key=self._api_key)
+        return resolve_model(self._model_spec, base_url=self._base_url, api_key=self._api_key,
+                             request_timeout=self.request_timeout, max_retries=self.max_retries)
 
     @cached_property
     def answer_tool(self) -> Tool | None:

@@ -14,11 +14,12 @@ escape: the loop turns them into observations the model can fix.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "DuplicateToolError",
     "HookError",
+    "IncompleteResponseError",
     "ModelHTTPError",
     "ModelRetry",
     "ModelUnavailableError",
@@ -131,13 +132,47 @@ class RunError(ReactAgentError):
 
 @dataclass
 class ModelHTTPError(RunError):
+    """The model server failed the request.
+
+    Three cases, told apart by the fields: an HTTP error status (``status_code`` set, ``reported_in``
+    None); a connection that failed or broke off (both None); an ``error`` object the server put in an
+    answer it sent with HTTP 200 (``reported_in`` says where). ``code`` is that object's code as sent —
+    an int, or a string such as ``"rate_limit_exceeded"`` or ``"502"``; ``status_code`` is its number
+    when it has one."""
+
     status_code: int | None
     body: Any
     message: str = ""
+    code: int | str | None = None
+    reported_in: Literal["response", "stream"] | None = None
 
     def __str__(self) -> str:
-        code = f"HTTP {self.status_code}" if self.status_code is not None else "connection failed"
-        return f"model request failed ({code}): {self.message or self.body}"
+        if self.reported_in is not None:
+            where = f"server error in {self.reported_in}"
+            if self.code is not None:
+                where += f" (code {self.code})"
+        elif self.status_code is not None:
+            where = f"HTTP {self.status_code}"
+        else:
+            where = "connection failed"
+        return f"model request failed ({where}): {self.message or self.body}"
+
+
+@dataclass
+class IncompleteResponseError(ModelHTTPError):
+    """A stream closed cleanly before the answer was complete: no ``finish_reason`` and no
+    ``data: [DONE]``. ``attempts`` is how many times it was asked; ``streamed_chars`` how much text had
+    already gone out as deltas in the last attempt (then it is not asked again)."""
+
+    attempts: int = 1
+    streamed_chars: int = 0
+
+    def __str__(self) -> str:
+        tries = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
+        text = (f"; {self.streamed_chars} characters had already been streamed, so it was not retried"
+                if self.streamed_chars else "")
+        return (f"model request failed: the stream ended before the response was complete "
+                f"(no finish_reason, no [DONE]) after {tries}{text}")
 
 
 @dataclass

@@ -207,7 +207,7 @@ class LocalModel(OpenAIModel):
 
     Quirks handled: tools need ``tool_choice="auto"`` (always sent); generation is bounded by
     ``max_tokens`` because the function-calling handler can otherwise run to the end of the context;
-    no SDK retries (retrying a stalled local generation only doubles the wait).
+    no retries by default (retrying a stalled local generation only doubles the wait).
     """
 
     default_settings: dict[str, Any] = {"max_tokens": 384, "temperature": 0.0}  # noqa: RUF012 - read-only
@@ -218,8 +218,8 @@ class LocalModel(OpenAIModel):
     # argument can run to the end of the context. maxLength bounds it inside the grammar.
     max_argument_chars = 600
 
-    def __init__(self, base_url: str | None = None, *, timeout: float = 300.0) -> None:
-        super().__init__(LOCAL_NAME, base_url=base_url, api_key="local", max_retries=0, timeout=timeout,
+    def __init__(self, base_url: str | None = None, *, timeout: float = 300.0, max_retries: int = 0) -> None:
+        super().__init__(LOCAL_NAME, base_url=base_url, api_key="local", max_retries=max_retries, timeout=timeout,
                          stream_usage=True, price_as=LOCAL_NAME)
         self.server: LocalServer | None = None
 

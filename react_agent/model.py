@@ -4,7 +4,8 @@ We use the SDK's transport (auth, retries with backoff on 429/5xx/timeouts, erro
 its response models: the body is parsed once with ``json`` into plain dicts, which is where most of
 the SDK's per-request CPU goes. Parsing is tolerant of what OpenAI-compatible servers actually send
 (tool calls without ``id``/``type``, arguments as objects, ``usage`` in odd chunks, SSE comments,
-errors inside a stream) and fails with a clear ``ModelHTTPError`` / ``UnexpectedModelBehavior``.
+errors inside a stream) and fails with a clear ``ModelHTTPError`` / ``UnexpectedModelBehavior``. A stream
+that stops before its answer is complete is asked again (see ``OpenAIModel.stream``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import parse_qsl
 
-from .errors import ModelHTTPError, UnexpectedModelBehavior
+from .errors import IncompleteResponseError, ModelHTTPError, UnexpectedModelBehavior
+from .log import logger
 from .usage import Usage
 
 if TYPE_CHECKING:
@@ -107,18 +110,32 @@ def parse_usage(model: str, raw: Any, latency_ms: float) -> Usage:
     )
 
 
-def _error_in(data: Any) -> ModelHTTPError | None:
-    if isinstance(data, dict) and data.get("error") and not data.get("choices"):
-        err = data["error"]
-        message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
-        code = err.get("code") if isinstance(err, dict) else None
-        return ModelHTTPError(code if isinstance(code, int) else None, data, message)
-    return None
+def _status_of(code: int | str | None) -> int | None:
+    if isinstance(code, str) and code.strip().isdigit():
+        return int(code)
+    return code if isinstance(code, int) else None
+
+
+def _error_in(data: Any, reported_in: Literal["response", "stream"]) -> ModelHTTPError | None:
+    """The ``error`` object a server put in an answer — also beside ``choices`` (OpenRouter does that
+    mid-stream) — with the server's code as sent and, when that code is a number, as ``status_code``."""
+    if not isinstance(data, dict) or not data.get("error"):
+        return None
+    err = data["error"]
+    raw = err.get("code") if isinstance(err, dict) else None
+    code = raw if isinstance(raw, int | str) and not isinstance(raw, bool) else None
+    message = str(err.get("message") or err) if isinstance(err, dict) else str(err)
+    return ModelHTTPError(_status_of(code), data, message, code, reported_in)
+
+
+def _finish_reason_of(choice: Any) -> str | None:
+    value = choice.get("finish_reason") if isinstance(choice, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def parse_completion(model: str, data: Any, position: int, latency_ms: float) -> ModelResponse:
     """A non-streamed ``chat.completion`` body → ``ModelResponse``."""
-    if error := _error_in(data):
+    if error := _error_in(data, "response"):
         raise error
     try:
         choice = data["choices"][0]
@@ -131,7 +148,7 @@ def parse_completion(model: str, data: Any, position: int, latency_ms: float) ->
         calls.append(RawToolCall(_call_id(raw.get("id"), position, i), str(function.get("name") or ""),
                                  _arguments_of(function.get("arguments"))))
     return ModelResponse(_text_of(message.get("content")), calls,
-                         parse_usage(model, data.get("usage"), latency_ms), choice.get("finish_reason"))
+                         parse_usage(model, data.get("usage"), latency_ms), _finish_reason_of(choice))
 
 
 @dataclass(slots=True)
@@ -144,10 +161,16 @@ class StreamAccumulator:
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     usage: Any = None
     finish_reason: str | None = None
+    done: bool = False  # ``data: [DONE]`` was seen
+
+    @property
+    def complete(self) -> bool:
+        """The server said the answer is over: a ``finish_reason`` (some servers omit ``[DONE]``) or ``[DONE]``."""
+        return self.done or self.finish_reason is not None
 
     def feed(self, chunk: dict[str, Any]) -> str:
         """Take one chunk; return its text delta ('' if none)."""
-        if error := _error_in(chunk):
+        if error := _error_in(chunk, "stream"):
             raise error
         if chunk.get("usage"):
             self.usage = chunk["usage"]
@@ -155,7 +178,7 @@ class StreamAccumulator:
         if not choices:
             return ""
         choice = choices[0]
-        self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        self.finish_reason = _finish_reason_of(choice) or self.finish_reason
         delta = choice.get("delta") or choice.get("message") or {}
         for raw in delta.get("tool_calls") or []:
             self._feed_call(raw)
@@ -207,8 +230,33 @@ def split_query(url: str | None) -> tuple[str | None, dict[str, str]]:
     return base, dict(parse_qsl(query.partition("#")[0], keep_blank_values=True))
 
 
+async def _deltas(response: Any, acc: StreamAccumulator) -> AsyncGenerator[str, None]:
+    """Feed one streamed response's SSE chunks to ``acc`` and yield their text deltas, up to ``[DONE]``
+    or the end of the body. A broken connection raises the transport's own error."""
+    async for line in response.aiter_lines():
+        payload = sse_payloads(line)
+        if payload is None:
+            continue
+        if payload == "[DONE]":
+            acc.done = True
+            return
+        try:
+            chunk = json.loads(payload)
+        except ValueError as exc:
+            raise UnexpectedModelBehavior(f"a stream chunk is not JSON: {payload[:200]!r}") from exc
+        if not isinstance(chunk, dict):
+            raise UnexpectedModelBehavior(f"a stream chunk is not a JSON object: {payload[:200]!r}", chunk)
+        if text := acc.feed(chunk):
+            yield text
+
+
 class OpenAIModel:
-    """Any OpenAI-compatible Chat Completions server (OpenAI, vLLM, Ollama, llama.cpp, OpenRouter, Groq)."""
+    """Any OpenAI-compatible Chat Completions server (OpenAI, vLLM, Ollama, llama.cpp, OpenRouter, Groq).
+
+    ``max_retries`` and ``timeout`` (seconds per request) go to the SDK client; ``max_retries`` also
+    bounds how often a stream that stopped early is asked again (``stream``)."""
+
+    retry_backoff = 0.5  # seconds before the first new attempt at a stream that stopped early; doubles
 
     def __init__(
         self,
@@ -296,28 +344,45 @@ class OpenAIModel:
     async def stream(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], settings: dict[str, Any]
     ) -> AsyncIterator[str | ModelResponse]:
+        """Yield text deltas as they come, then one ``ModelResponse``.
+
+        A stream is complete when it carries a ``finish_reason`` or ends with ``data: [DONE]``. One that
+        stops before that — closed cleanly, or broken off by the connection — is asked again like a
+        transport error: up to ``max_retries`` more attempts, ``retry_backoff`` seconds apart (doubling).
+        A text delta already yielded cannot be taken back, so this happens only while the attempt has
+        yielded no text (tool-call fragments are not yielded); after text went out the early end fails at
+        once, so the caller never sees two answers run together. When the attempts are used up the error
+        is ``IncompleteResponseError`` (closed early) or ``ModelHTTPError`` (broken off). HTTP errors
+        and ``error`` objects from the server are not retried here (the SDK retries what it can).
+        """
         import httpx2  # noqa: PLC0415 - comes with openai; loaded with it
 
+        body = self._body(messages, tools, settings, stream=True)
         started = time.perf_counter()
-        response = await self._post(self._body(messages, tools, settings, stream=True), stream=True)
-        acc = StreamAccumulator(self.price_as, len(messages))
-        try:
-            async for line in response.aiter_lines():
-                payload = sse_payloads(line)
-                if payload is None:
-                    continue
-                if payload == "[DONE]":
-                    break
-                try:
-                    chunk = json.loads(payload)
-                except ValueError as exc:
-                    raise UnexpectedModelBehavior(f"a stream chunk is not JSON: {payload[:200]!r}") from exc
-                if text := acc.feed(chunk):
-                    yield text
-        except httpx2.HTTPError as exc:  # the connection broke after the response had started
-            raise ModelHTTPError(None, None, f"the stream broke off: {type(exc).__name__}: {exc}") from exc
-        finally:
-            await response.aclose()
+        attempts = max(self.max_retries, 0) + 1
+        for attempt in range(1, attempts + 1):
+            acc = StreamAccumulator(self.price_as, len(messages))
+            response = await self._post(body, stream=True)
+            failure: ModelHTTPError | None = None
+            try:
+                async with aclosing(_deltas(response, acc)) as deltas:
+                    async for text in deltas:
+                        yield text
+            except httpx2.HTTPError as exc:  # the connection broke after the response had started
+                failure = ModelHTTPError(None, None, f"the stream broke off: {type(exc).__name__}: {exc}")
+                failure.__cause__ = exc
+            finally:
+                await response.aclose()
+            if failure is None and acc.complete:
+                break
+            streamed = sum(map(len, acc.text))
+            if failure is None:
+                failure = IncompleteResponseError(None, None, "the stream ended before the response was complete",
+                                                  attempts=attempt, streamed_chars=streamed)
+            if streamed or attempt == attempts:
+                raise failure
+            logger().info("model_stream_retry", model=self.name, attempt=attempt, reason=str(failure))
+            await asyncio.sleep(min(self.retry_backoff * 2 ** (attempt - 1), 8.0))
         if acc.finish_reason is None and not acc.text and not acc.calls:
             raise UnexpectedModelBehavior("the stream ended before the model said anything")
         yield acc.result((time.perf_counter() - started) * 1000)
@@ -328,16 +393,25 @@ class OpenAIModel:
 
 
 def resolve_model(
-    model: str | Model | None, *, base_url: str | None = None, api_key: str | None = None
+    model: str | Model | None, *, base_url: str | None = None, api_key: str | None = None,
+    request_timeout: float | None = None, max_retries: int | None = None,
 ) -> Model:
     """A ``Model`` from a name: ``"local"`` (or nothing configured at all) is the embedded llama.cpp
-    model; any other name goes to the OpenAI-compatible server from arguments or the environment."""
+    model; any other name goes to the OpenAI-compatible server from arguments or the environment.
+
+    ``request_timeout`` (seconds) and ``max_retries`` replace the model's defaults when given. A
+    ``Model`` instance is returned as it is."""
     if model is not None and not isinstance(model, str):
         return model
+    options: dict[str, Any] = {}
+    if request_timeout is not None:
+        options["timeout"] = request_timeout
+    if max_retries is not None:
+        options["max_retries"] = max_retries
     name = model or os.environ.get("REACT_AGENT_MODEL")
     configured = base_url or api_key or os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")
     if name == "local" or (not configured and name is None):
         from .local import LocalModel  # noqa: PLC0415 - only needed for the embedded model
 
-        return LocalModel()
-    return OpenAIModel(name, base_url=base_url, api_key=api_key)
+        return LocalModel(**options)
+    return OpenAIModel(name, base_url=base_url, api_key=api_key, **options)

@@ -99,8 +99,8 @@ def test_an_error_body_is_an_http_error():
     body = {"error": {"message": "model overloaded", "type": "server_error", "code": 503}}
     with pytest.raises(ModelHTTPError) as info:
         parse_completion("m", body, 0, 0.0)
-    assert (info.value.status_code, info.value.message) == (503, "model overloaded")
-    assert "HTTP 503" in str(info.value)
+    assert (info.value.status_code, info.value.code, info.value.message) == (503, 503, "model overloaded")
+    assert str(info.value) == "model request failed (server error in response (code 503)): model overloaded"
 
 
 # -- streamed ---------------------------------------------------------------------------------------
@@ -252,8 +252,17 @@ async def test_a_stream_that_breaks_off_ends_the_run_with_an_api_error(monkeypat
 
 async def test_an_empty_stream_is_an_unexpected_model_behavior(monkeypatch):
     model = _model_with_transport(monkeypatch, lambda request: httpx2.Response(
-        200, headers={"content-type": "text/event-stream"}, content=b": keep-alive\n\n"))
+        200, headers={"content-type": "text/event-stream"}, content=b": keep-alive\n\ndata: [DONE]\n\n"))
     events = [event async for event in Agent(model=model).stream("hi")]
     result = events[-1].result
     assert result.status == "error" and result.error_type == "UnexpectedModelBehavior"
     assert result.error == "the stream ended before the model said anything"
+
+
+async def test_an_empty_stream_without_done_is_incomplete(monkeypatch):
+    model = _model_with_transport(monkeypatch, lambda request: httpx2.Response(
+        200, headers={"content-type": "text/event-stream"}, content=b": keep-alive\n\n"))
+    events = [event async for event in Agent(model=model).stream("hi")]
+    result = events[-1].result
+    assert result.status == "error" and result.error_type == "IncompleteResponseError"
+    assert "the stream ended before the response was complete" in result.error
