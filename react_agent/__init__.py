@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .agent import Agent, Hook
     from .errors import (
+        ContextBudgetExceeded,
         DuplicateToolError,
         ModelHTTPError,
         ModelRetry,
@@ -43,24 +44,27 @@ if TYPE_CHECKING:
     )
     from .tools import Tool, ToolContext, tool
     from .usage import Usage, register_price
+    from .windows import register_context_window
 
 __all__ = [
-    "Agent", "DuplicateToolError", "Event", "Hook", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry",
+    "Agent", "ContextBudgetExceeded", "DuplicateToolError", "Event", "Hook", "Model", "ModelHTTPError",
+    "ModelResponse", "ModelRetry",
     "ModelUnavailableError", "Observation", "OpenAIModel", "PluginError", "PromptError", "ReactAgentError",
     "Route", "Routed", "Router", "RunEnd", "RunError", "RunResult", "RunStart", "Session", "Step", "StepEnd",
     "Store", "TaskFileError",
     "TextDelta", "Tool", "ToolCall", "ToolContext", "ToolEnd", "ToolRetriesExceeded", "ToolStart",
-    "UnexpectedModelBehavior", "Usage", "UserError", "configure_logging", "register_price", "tool",
+    "UnexpectedModelBehavior", "Usage", "UserError", "configure_logging", "register_context_window", "register_price",
+    "tool",
 ]
 
 _WHERE = {
     "Agent": "agent", "Hook": "agent", "configure_logging": "log", "Session": "memory", "Store": "memory",
     "Model": "model", "ModelResponse": "model", "OpenAIModel": "model", "Tool": "tools", "ToolContext": "tools",
-    "tool": "tools", "Usage": "usage", "register_price": "usage", "Route": "router", "Routed": "router",
-    "Router": "router",
-    **dict.fromkeys(["DuplicateToolError", "ModelHTTPError", "ModelRetry", "ModelUnavailableError", "PluginError",
-                     "PromptError", "ReactAgentError", "RunError", "TaskFileError", "ToolRetriesExceeded",
-                     "UnexpectedModelBehavior", "UserError"], "errors"),
+    "tool": "tools", "Usage": "usage", "register_price": "usage", "register_context_window": "windows",
+    "Route": "router", "Routed": "router", "Router": "router",
+    **dict.fromkeys(["ContextBudgetExceeded", "DuplicateToolError", "ModelHTTPError", "ModelRetry",
+                     "ModelUnavailableError", "PluginError", "PromptError", "ReactAgentError", "RunError",
+                     "TaskFileError", "ToolRetriesExceeded", "UnexpectedModelBehavior", "UserError"], "errors"),
     **dict.fromkeys(["Event", "Observation", "RunEnd", "RunResult", "RunStart", "Step", "StepEnd", "TextDelta",
                      "ToolCall", "ToolEnd", "ToolStart"], "steps"),
 }
