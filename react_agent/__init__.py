@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .agent import Agent, Hook
     from .errors import (
+        ContextBudgetExceeded,
         DuplicateToolError,
         HookError,
         IncompleteResponseError,
@@ -47,15 +48,17 @@ if TYPE_CHECKING:
     from .stores import DiskStore, RunRecord, Session, SessionInfo, Store
     from .tools import Tool, ToolContext, tool
     from .usage import Usage, register_price
+    from .windows import register_context_window
 
 __all__ = [
-    "Agent", "DiskStore", "DuplicateToolError", "Event", "Hook", "HookError", "IncompleteResponseError", "Model",
-    "ModelHTTPError", "ModelResponse", "ModelRetry", "ModelUnavailableError", "Observation", "OpenAIModel",
-    "PluginError", "PromptError", "ReactAgentError",
+    "Agent", "ContextBudgetExceeded", "DiskStore", "DuplicateToolError", "Event", "Hook", "HookError",
+    "IncompleteResponseError", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry", "ModelUnavailableError",
+    "Observation", "OpenAIModel", "PluginError", "PromptError", "ReactAgentError",
     "Route", "Routed", "Router", "RunBlocked", "RunEnd", "RunError", "RunRecord", "RunResult", "RunStart",
     "Session", "SessionInfo", "Step", "StepEnd", "Store", "StoreCorruptError", "TaskFileError",
     "TextDelta", "Tool", "ToolCall", "ToolContext", "ToolEnd", "ToolRetriesExceeded", "ToolStart",
-    "UnexpectedModelBehavior", "Usage", "UserError", "configure_logging", "register_price", "tool",
+    "UnexpectedModelBehavior", "Usage", "UserError", "configure_logging", "register_context_window", "register_price",
+    "tool",
 ]
 
 _WHERE = {
@@ -63,11 +66,11 @@ _WHERE = {
     **dict.fromkeys(["DiskStore", "RunRecord", "Session", "SessionInfo", "Store"], "stores"),
     "Model": "model", "ModelResponse": "model", "OpenAIModel": "model", "Tool": "tools", "ToolContext": "tools",
     "tool": "tools", "Usage": "usage", "register_price": "usage", "Route": "router", "Routed": "router",
-    "Router": "router",
-    **dict.fromkeys(["DuplicateToolError", "HookError", "IncompleteResponseError", "ModelHTTPError", "ModelRetry",
-                     "ModelUnavailableError", "PluginError", "PromptError", "ReactAgentError", "RunBlocked",
-                     "RunError", "StoreCorruptError",
-                     "TaskFileError", "ToolRetriesExceeded", "UnexpectedModelBehavior", "UserError"], "errors"),
+    "Router": "router", "register_context_window": "windows",
+    **dict.fromkeys(["ContextBudgetExceeded", "DuplicateToolError", "HookError", "IncompleteResponseError",
+                     "ModelHTTPError", "ModelRetry", "ModelUnavailableError", "PluginError", "PromptError",
+                     "ReactAgentError", "RunBlocked", "RunError", "StoreCorruptError", "TaskFileError",
+                     "ToolRetriesExceeded", "UnexpectedModelBehavior", "UserError"], "errors"),
     **dict.fromkeys(["Event", "Observation", "RunEnd", "RunResult", "RunStart", "Step", "StepEnd", "TextDelta",
                      "ToolCall", "ToolEnd", "ToolStart"], "steps"),
 }

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "ContextBudgetExceeded",
     "DuplicateToolError",
     "HookError",
     "IncompleteResponseError",
@@ -213,3 +214,17 @@ class ToolRetriesExceeded(RunError):
 
     def __str__(self) -> str:
         return f"tool {self.tool!r} failed {self.attempts} times; last error: {self.last_error}"
+
+
+@dataclass
+class ContextBudgetExceeded(RunError):
+    """A request cannot be made within the context budget (what no cutting or dropping can shrink is
+    already too big): the run ends before anything is sent."""
+
+    budget: int  # tokens
+    needed: int  # tokens the smallest request would take
+    what: str  # what takes the room
+
+    def __str__(self) -> str:
+        return (f"{self.what} take {self.needed:,} tokens, over the context budget of {self.budget:,}; "
+                "nothing was sent (shorten the input or raise context_budget)")

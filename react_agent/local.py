@@ -30,6 +30,7 @@ from typing import Any
 from .errors import ModelHTTPError, ModelUnavailableError
 from .model import ModelResponse, OpenAIModel
 from .tools import ANSWER_TOOL
+from .windows import context_window
 
 __all__ = ["LocalModel", "LocalServer", "find_gguf"]
 
@@ -74,7 +75,9 @@ class LocalServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     @classmethod
-    def start(cls, gguf: Path, *, n_ctx: int = 4096, timeout: float = 180.0) -> LocalServer:
+    def start(cls, gguf: Path, *, n_ctx: int | None = None, timeout: float = 180.0) -> LocalServer:
+        """``n_ctx`` defaults to the ``local`` entry of the context-window table (what budgets assume)."""
+        n_ctx = n_ctx or context_window(LOCAL_NAME).tokens
         if importlib.util.find_spec("llama_cpp") is None:
             raise ModelUnavailableError("the embedded local model needs llama-cpp-python", INSTALL_HINT)
         port = _free_port()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from .context import CHARS_PER_TOKEN, SUMMARY_TOKENS, estimate_tokens, fit, json_size, summarize, truncate
+from .context import ContextWindow, truncate
 from .errors import ReactAgentError, RunError, ToolRetriesExceeded, UnexpectedModelBehavior
 from .faults import point
 from .history import Turn
@@ -81,17 +81,14 @@ class RunState:
     streaks: dict[str, int] = field(default_factory=dict)  # call signature -> turns in a row it was made
     final: Any = _NO_ANSWER  # set when the model calls the answer tool with valid arguments
     output_retries: int = 0
-    summary: str | None = None  # of the messages the context budget left out (summarize_dropped=True)
-    summarized: int = 0  # how many of the left-out messages the summary covers
     children: list[RunResult] = field(default_factory=list)  # nested runs of agents called as tools
     started: float = field(default_factory=time.perf_counter)
-    costs: list[int] = field(default_factory=list)  # estimate_tokens of history[i], filled as history grows
-    fixed_tokens: int | None = None  # the request without its history: system prompt, tools, settings
     resumed: Turn | None = None  # resuming: the interrupted turn whose open calls come first
     current: Step | None = None  # the step under way (not yet in ``steps``)
     turn: tuple[int, list[RawToolCall], dict[int, ToolOutcome]] | None = None  # the turn being answered
     last_ms: float | None = None  # the last step's duration, journaled with the next entry
     final_message: dict[str, Any] | None = None  # a text final answer, journaled with the end
+    context: ContextWindow = field(default_factory=ContextWindow)  # what of history each request sends
 
     @property
     def run_id(self) -> str:
@@ -200,42 +197,7 @@ async def _ask_model(state: RunState, stream: bool) -> AsyncIterator[str | Model
 
 
 async def _request_messages(state: RunState) -> list[dict[str, Any]]:
-    agent = state.agent
-    system = {"role": "system", "content": state.system}
-    if agent.context_budget is None:
-        return [system, *state.history]
-    history, costs = state.history, state.costs
-    if len(costs) < len(history):  # history only grows: estimate each message once
-        costs.extend(estimate_tokens(m) for m in history[len(costs):])
-    if state.fixed_tokens is None:
-        skeleton = {"model": agent.model.name, "messages": [system],
-                    **getattr(agent.model, "default_settings", {}), **agent.model_settings,
-                    "tools": agent.tool_schemas, "tool_choice": "auto"}
-        note_size = json_size(_dropped_note(len(history))) + (SUMMARY_TOKENS * CHARS_PER_TOKEN
-                                                                if agent.summarize_dropped else 0)
-        state.fixed_tokens = -(-(json_size(skeleton) + note_size) // CHARS_PER_TOKEN)
-    fitted = fit(history, agent.context_budget, state.fixed_tokens, costs)
-    if fitted.dropped:
-        note = await _summary_note(state, fitted.dropped) if agent.summarize_dropped else _dropped_note(
-            len(fitted.dropped))
-        system = {"role": "system", "content": state.system + note}
-    return [system, *fitted.messages]
-
-
-async def _summary_note(state: RunState, dropped: list[dict[str, Any]]) -> str:
-    """Fold the messages newly left out into the running summary (one model call, counted in usage)."""
-    agent = state.agent
-    if len(dropped) > state.summarized:
-        response = await summarize(agent.model, agent.prompts, agent.summary_template, state.summary,
-                                   dropped[state.summarized:])
-        state.usage.add(response.usage)
-        state.summary = (response.text or "").strip() or state.summary
-        state.summarized = len(dropped)
-    return f"\n\nSummary of the earlier conversation (left out to fit the context budget):\n{state.summary}"
-
-
-def _dropped_note(count: int) -> str:
-    return f"\n\n[{count} earlier messages of this conversation were left out to fit the context budget.]"
+    return await state.context.messages(state.system, state.history, state.agent, state.usage)
 
 
 async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, message: dict[str, Any] | None = None,

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pydantic import BaseModel
 
-__all__ = ["PRICES", "Price", "Usage", "format_cost", "price_for", "register_price", "sum_costs"]
+__all__ = ["PRICES", "Price", "Usage", "by_model_name", "format_cost", "price_for", "register_price", "sum_costs"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +44,16 @@ def register_price(model: str, input: float, output: float, cached_input: float 
     PRICES[model] = Price(input, output, cached_input)
 
 
-def price_for(model: str) -> Price | None:
+def by_model_name(table: dict[str, T], model: str) -> T | None:
     """Exact name first, then the longest known prefix (``gpt-4o-mini-2024-07-18`` → ``gpt-4o-mini``)."""
-    if model in PRICES:
-        return PRICES[model]
-    best = max((name for name in PRICES if model.startswith(name + "-")), key=len, default=None)
-    return PRICES[best] if best else None
+    if model in table:
+        return table[model]
+    best = max((name for name in table if model.startswith(name + "-")), key=len, default=None)
+    return table[best] if best else None
+
+
+def price_for(model: str) -> Price | None:
+    return by_model_name(PRICES, model)
 
 
 def sum_costs(costs: Iterable[float | None]) -> float | None:
