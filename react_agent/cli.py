@@ -12,7 +12,9 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .errors import UserError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -22,10 +24,30 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+MAX_TRIALS = 1000
+
+
+class _BadArguments(UserError):
+    """A flag or argument argparse rejected: one line like every other user mistake, not usage + error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # subparsers are made with the parent's class: they use it too
+        raise _BadArguments(f"{self.prog}: {message} (see --help)")
+
+
+def _trials(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= MAX_TRIALS:
+        raise argparse.ArgumentTypeError(f"expected 1..{MAX_TRIALS}, got {value}")
+    return value
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m react_agent",
-                                     description="Run, chat with and inspect react-agent agents.")
+    parser = _Parser(prog="python -m react_agent", description="Run, chat with and inspect react-agent agents.")
     parser.add_argument("--log", choices=["off", "info", "debug", "json"], default="off",
                         help="structlog events on stderr: console format, or JSON lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -62,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="evaluate an agent on a suite: accuracy, pass^k, latency, cost")
     evaluate.add_argument("suite", type=Path)
-    evaluate.add_argument("--trials", type=int, default=1)
+    evaluate.add_argument("--trials", type=_trials, default=1, help=f"runs per case, 1..{MAX_TRIALS} (default: 1)")
     evaluate.add_argument("--model")
     emode = evaluate.add_mutually_exclusive_group()
     emode.add_argument("--record", action="store_true")
@@ -73,17 +95,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from .errors import UserError  # noqa: PLC0415
-
-    if args.log != "off":
-        from .log import configure_logging  # noqa: PLC0415
-
-        configure_logging("DEBUG" if args.log == "debug" else "INFO", json=args.log == "json")
     try:
+        args = _parser().parse_args(argv)
+        if args.log != "off":
+            from .log import configure_logging  # noqa: PLC0415
+
+            configure_logging("DEBUG" if args.log == "debug" else "INFO", json=args.log == "json")
         return int(COMMANDS[args.command](args))
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever the message holds
         return 2
     except KeyboardInterrupt:
         print("interrupted: the session and run journal are saved; `resume RUN_ID` continues", file=sys.stderr)
@@ -105,11 +125,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report import print_summary  # noqa: PLC0415
     from .tasks import load_task_file  # noqa: PLC0415
 
+    _check_cassettes(args)
     task_file = load_task_file(args.taskfile)
     selected = [t for t in task_file.tasks if not args.task or t.name in args.task]
     if not selected:
-        from .errors import UserError  # noqa: PLC0415
-
         raise UserError(f"no task named {args.task} in {args.taskfile}; tasks: {[t.name for t in task_file.tasks]}")
     console = _console(quiet=args.json)
     started = time.perf_counter()
@@ -127,6 +146,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _mode(args: argparse.Namespace) -> Mode | None:
     return "record" if args.record else "replay" if args.replay else None
+
+
+def _check_cassettes(args: argparse.Namespace) -> None:
+    if args.replay and not args.cassettes.is_dir():
+        raise UserError(f"--cassettes {args.cassettes}: no such folder (a replay reads its cassettes from it)")
 
 
 def _outcome_json(outcome: TaskOutcome) -> dict[str, Any]:
@@ -166,6 +190,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def cmd_tools(args: argparse.Namespace) -> int:
     from .plugins import discover  # noqa: PLC0415
 
+    for folder in args.plugins or []:  # named on the command line: a typo is a mistake, not a skip
+        if not folder.is_dir():
+            raise UserError(f"--plugins {folder}: no such folder")
     found = discover(args.plugins or [Path("tools")])
     if args.json:
         _dump({"tools": [{"name": t.name, "source": t.source, "description": t.description,
@@ -186,9 +213,10 @@ def cmd_tools(args: argparse.Namespace) -> int:
 
 # -- sessions -------------------------------------------------------------------------------------
 def cmd_sessions(args: argparse.Namespace) -> int:
-    from .errors import UserError  # noqa: PLC0415
     from .stores import DiskStore  # noqa: PLC0415
 
+    if args.action != "list" and not args.session:
+        raise UserError(f"sessions {args.action} needs a SESSION id")
     store = DiskStore()
     if args.action == "list":
         infos = [(info, len(store.messages(info.id))) for info in store.sessions(args.user)]
@@ -199,9 +227,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 created = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created))
                 print(f"{info.id}\t{count} messages\t{info.agent or '-'}\t{info.user_id or '-'}\t{created}")
         return 0
-    if not args.session:
-        raise UserError(f"sessions {args.action} needs a SESSION id")
-    if not store.exists(args.session):
+    if not store.path.exists() or not store.exists(args.session):  # no store yet: nothing to show, none made
         raise UserError(f"no session {args.session!r} (see `sessions list`)")
     if args.action == "rm":
         store.delete_session(args.session)
@@ -221,13 +247,13 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 # -- resume ---------------------------------------------------------------------------------------
 def cmd_resume(args: argparse.Namespace) -> int:
-    from .errors import UserError  # noqa: PLC0415
     from .journal import RESUMABLE  # noqa: PLC0415
     from .report import TracePrinter  # noqa: PLC0415
     from .stores import DiskStore  # noqa: PLC0415
     from .tasks import build_agent, load_task_file  # noqa: PLC0415
 
-    record = DiskStore().run(args.run_id)
+    store = DiskStore()
+    record = store.run(args.run_id) if store.path.exists() else None
     if record is None:
         raise UserError(f"no run with id {args.run_id!r}")
     if record.status not in RESUMABLE:
@@ -248,10 +274,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, print_report  # noqa: PLC0415
     from .tasks import load_task_file  # noqa: PLC0415
 
-    if args.trials < 1:
-        from .errors import UserError  # noqa: PLC0415
-
-        raise UserError(f"--trials must be at least 1, got {args.trials}")
+    _check_cassettes(args)
     console = _console(quiet=args.json)
     report = evaluate(load_task_file(args.suite), trials=args.trials, mode=_mode(args), cassettes=args.cassettes,
                       model=args.model, console=console, quiet=args.json)

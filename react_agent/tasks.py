@@ -2,7 +2,9 @@
 
 A task file names an agent (instructions, tools, model, limits), where its prompts and plugin tools
 live (relative to the file), and the tasks: inputs plus optional checks. A bad file gets one
-``TaskFileError`` line: which file, which field, what was expected.
+``TaskFileError`` line: which file, which field, what was expected. Files are read within the limits of
+``_yaml`` (size, encoding, nesting, aliases, duplicate keys); numbers and booleans are strict (``true``
+is not a step count, ``"5"`` is not a number) and bounded.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import importlib
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from .agent import Agent
 from .errors import TaskFileError, UserError
@@ -24,12 +26,16 @@ from .stores import Store
 if TYPE_CHECKING:
     from .router import Router
 
-__all__ = ["AgentSpec", "Check", "TaskFile", "TaskOutcome", "TaskSpec", "build_agent", "build_runner", "check_result",
-           "load_task_file", "run_task"]
+__all__ = ["MAX_INPUT_CHARS", "AgentSpec", "Check", "TaskFile", "TaskOutcome", "TaskSpec", "build_agent",
+           "build_runner", "check_result", "load_task_file", "run_task"]
+
+
+MAX_INPUT_CHARS = 100_000  # one user turn of a task
+Input = Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class AgentSpec(_Strict):
@@ -39,11 +45,13 @@ class AgentSpec(_Strict):
     tools: list[str] | None = None  # names among the discovered tools; None = all of them
     agents_as_tools: list[str] = Field(default_factory=list)  # other agents of this file, as tools
     routes: dict[str, str] = Field(default_factory=dict)  # category -> agent of this file: a Router
-    max_steps: int = Field(10, ge=1)
-    max_tokens_total: int | None = Field(None, ge=1)
-    context_budget: int | None = Field(None, ge=256)
+    max_steps: int = Field(10, ge=1, le=1000)
+    max_tokens_total: int | None = Field(None, ge=1, le=100_000_000)
+    context_budget: int | None = Field(None, ge=256, le=10_000_000)
     summarize_dropped: bool = False  # summarize what the context budget leaves out (one model call)
-    max_tool_output: int = Field(8000, ge=100)
+    max_tool_output: int = Field(8000, ge=100, le=1_000_000)
+    request_timeout: float | None = Field(None, gt=0, le=3600, allow_inf_nan=False)  # seconds per model call
+    max_retries: int | None = Field(None, ge=0, le=10)  # retries of a failed model call
     output_type: str | None = None  # "module:Class" of a pydantic model
     model_settings: dict[str, Any] = Field(default_factory=dict)
     variables: dict[str, Any] = Field(default_factory=dict)
@@ -55,8 +63,8 @@ class ToolExpectation(_Strict):
 
 
 class TaskSpec(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    input: str | list[str]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)  # also a cassette's file name
+    input: Input | Annotated[list[Input], Field(min_length=1)] = Field(union_mode="left_to_right")
     agent: str | None = None
     session: str | None = None
     expect_tool: str | list[str | ToolExpectation] | ToolExpectation | None = None
@@ -70,7 +78,10 @@ class TaskSpec(_Strict):
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         if value is not None:
-            re.compile(value)
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
         return value
 
     @property
@@ -100,12 +111,11 @@ class TaskFile(_Strict):
                 return self.agent
             if len(self.agents) == 1:
                 return next(iter(self.agents.values()))
-            raise TaskFileError(str(self.path), "tasks[].agent", f"one of {sorted(self.agents)}")
-        if name in self.agents:
-            return self.agents[name]
-        if self.agent is not None and self.agent.name == name:
-            return self.agent
-        raise TaskFileError(str(self.path), "tasks[].agent", f"one of {sorted(self.agents)}, got {name!r}")
+            raise TaskFileError(str(self.path), "tasks[].agent", f"one of {self.agent_names()}")
+        found = self.agent_spec_or_none(name)
+        if found is None:
+            raise TaskFileError(str(self.path), "tasks[].agent", f"one of {self.agent_names()}, got {name!r}")
+        return found
 
     def check_references(self) -> None:
         """``agents_as_tools`` and ``routes`` name other (non-routing) agents of this file."""
@@ -133,29 +143,51 @@ class TaskFile(_Strict):
         return [(self.path.parent / v).resolve() for v in ([value] if isinstance(value, str) else value)]
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """A rejected value for an error line: a 20 MB input is named by its size, not printed."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}..." + (f" ({len(value):,} characters)" if isinstance(value, str) else "")
+
+
+_UNION_TAGS = ("str", "constrained-str", "ToolExpectation")  # pydantic names union members in an error's loc
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and (part in _UNION_TAGS or part.startswith(("list[", "function-")))
+
+
+def _loc(err: Any) -> tuple[Any, ...]:
+    return tuple(p for p in err["loc"] if not _is_union_tag(p))
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str]:
+    """Where and what, for the first error; of a union's alternatives the one that got furthest (the list
+    item that is not a string, the string that is too long — rather than 'not a list')."""
+    errors = exc.errors(include_url=False)
+    where = _loc(errors[0])
+    err = max((e for e in errors if _loc(e)[:len(where)] == where),
+              key=lambda e: (len(_loc(e)), not e["type"].endswith("_type")))
+    got = f" (got {_short(err['input'])})" if not isinstance(err["input"], dict | list) else ""
+    return ".".join(str(p) for p in _loc(err)) or "(top)", f"{err['msg'].removeprefix('Value error, ')}{got}"
+
+
+_YAML_KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false"}
+
+
 def load_task_file(path: str | Path) -> TaskFile:
-    import yaml  # noqa: PLC0415 - only task files need YAML
+    from ._yaml import read_yaml  # noqa: PLC0415 - only task files need YAML
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TaskFileError(str(path), "", "no such file") from None
-    except IsADirectoryError:
-        raise TaskFileError(str(path), "", "is a directory, expected a YAML task file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "YAML"
-        raise TaskFileError(str(path), where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
-        raise TaskFileError(str(path), "", "expected a mapping with 'agent' and 'tasks' at the top")
+        got = "an empty file" if data is None else _YAML_KINDS.get(type(data), type(data).__name__)
+        raise TaskFileError(str(path), "", f"expected a mapping with 'agent' and 'tasks' at the top, got {got}")
     try:
         spec = TaskFile.model_validate({**data, "path": path})
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top)"
-        got = f" (got {err['input']!r})" if not isinstance(err["input"], dict | list) else ""
-        raise TaskFileError(str(path), loc, f"{err['msg']}{got}") from None
+        raise TaskFileError(str(path), *_first_error(exc)) from None
     if spec.agent is None and not spec.agents:
         raise TaskFileError(str(path), "agent", "an 'agent' (or 'agents') section is required")
     for task in spec.tasks:
@@ -181,6 +213,12 @@ def _import_output_type(task_file: TaskFile, ref: str) -> type[BaseModel]:
     if not (isinstance(found, type) and issubclass(found, BaseModel)):
         raise TaskFileError(str(task_file.path), "agent.output_type", f"a pydantic model class, got {ref}")
     return found
+
+
+def _transport(spec: AgentSpec) -> dict[str, Any]:
+    """``request_timeout`` / ``max_retries`` for ``Agent``, only those the file sets."""
+    return {key: value for key, value in (("request_timeout", spec.request_timeout),
+                                          ("max_retries", spec.max_retries)) if value is not None}
 
 
 def build_agent(task_file: TaskFile, name: str | None = None, *, model: str | Model | None = None,
@@ -213,6 +251,7 @@ def build_agent(task_file: TaskFile, name: str | None = None, *, model: str | Mo
         max_tool_output=spec.max_tool_output, output_type=output_type,
         model_settings=spec.model_settings, prompts=task_file.resolve(task_file.prompts),
         variables={**spec.variables, **(variables or {})}, store=store, answer_tool=True if spec.routes else None,
+        **_transport(spec),
     )
     built[spec.name] = agent
     for other in spec.agents_as_tools:
