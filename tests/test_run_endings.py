@@ -1,0 +1,99 @@
+"""Every way a run can end leaves the record closed and the history valid: hooks that refuse or crash,
+an answer cut at the token limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from react_agent import Agent, HookError, RunBlocked, ToolStart, tool
+from react_agent.model import ModelResponse
+from react_agent.steps import StepEnd
+from react_agent.testing import ScriptedModel, reply, tool_call, tool_calls
+from react_agent.usage import Usage
+
+from conftest import assert_valid_history, history_problems
+
+RAN: list[str] = []
+
+
+@tool(side_effects=True)
+def refund(order: str) -> str:
+    """Refund an order."""
+    RAN.append(f"refund {order}")
+    return f"refunded {order}"
+
+
+@tool
+def lookup(order: str) -> str:
+    """Look an order up."""
+    RAN.append(f"lookup {order}")
+    return f"order {order}: shipped"
+
+
+@pytest.fixture(autouse=True)
+def clear_log():
+    RAN.clear()
+
+
+def closed(agent: Agent, run_id: str, status: str) -> None:
+    record = agent.store.run(run_id)
+    assert record is not None and record.status == status
+    assert history_problems(agent.store.messages(record.session)) == []
+
+
+def test_a_hook_that_refuses_a_call_blocks_the_run_before_the_tool_runs(store):
+    def guard(event):
+        if isinstance(event, ToolStart) and event.call.name == "refund":
+            raise RunBlocked("refunds need a human")
+
+    model = ScriptedModel([tool_calls([("lookup", {"order": "1"}), ("refund", {"order": "1"})]), reply("never")])
+    agent = Agent(tools=[lookup, refund], model=model, store=store, hooks=[guard])
+    result = agent.run_sync("refund order 1")
+    assert (result.status, result.error_type) == ("blocked", "RunBlocked")
+    assert result.error == "blocked: refunds need a human"
+    assert RAN == []  # the turn's tools had not started when the hook saw the first ToolStart
+    assert len(model.requests) == 1
+    kinds = [o.kind for o in result.steps[0].observations]
+    assert kinds == ["interrupted", "interrupted"]
+    closed(agent, result.run_id, "blocked")
+
+
+def test_a_hook_that_crashes_mid_run_ends_it_with_an_error(store):
+    def broken(event):
+        if isinstance(event, StepEnd):
+            raise ValueError("bad hook")
+
+    model = ScriptedModel([tool_call("lookup", {"order": "7"}), reply("shipped")])
+    agent = Agent(tools=[lookup], model=model, store=store, hooks=[broken])
+    result = agent.run_sync("where is 7?")
+    assert (result.status, result.error_type) == ("error", "HookError")
+    assert "broken" in result.error and "ValueError: bad hook" in result.error
+    assert RAN == ["lookup 7"] and len(model.requests) == 1
+    assert result.output is None and len(result.steps) == 1
+    closed(agent, result.run_id, "error")
+
+
+def test_a_hook_failing_once_the_run_is_closed_propagates(store):
+    def on_end(event):
+        if type(event).__name__ == "RunEnd":
+            raise ValueError("late")
+
+    agent = Agent(model=ScriptedModel([reply("hi")]), store=store, hooks=[on_end])
+    with pytest.raises(HookError, match="late"):
+        agent.run_sync("hello", session="s1")
+    record, = store.runs(session="s1")
+    assert (record.status, record.output) == ("completed", "hi")
+
+
+def test_an_answer_cut_at_the_token_limit_is_not_a_completed_run(store):
+    cut = ModelResponse("The refund is", [], Usage.of_request("scripted", 20, 10, 0, 0.0), "length")
+    model = ScriptedModel([cut])
+    agent = Agent(model=model, store=store)
+    result = agent.run_sync("what about my refund?")
+    assert result.status == "max_tokens"
+    assert result.output == "The refund is"
+    assert "finish_reason 'length'" in result.error
+    assert result.steps[-1].finish_reason == "length"
+    closed(agent, result.run_id, "max_tokens")
+    assert_valid_history(model)
+    assert store.messages(result.session)[-1] == {"role": "assistant", "content": "The refund is"}
