@@ -4,14 +4,13 @@ an answer cut at the token limit."""
 from __future__ import annotations
 
 import pytest
+from conftest import assert_valid_history, history_problems
 
 from react_agent import Agent, HookError, RunBlocked, ToolStart, tool
 from react_agent.model import ModelResponse
 from react_agent.steps import StepEnd
 from react_agent.testing import ScriptedModel, reply, tool_call, tool_calls
 from react_agent.usage import Usage
-
-from conftest import assert_valid_history, history_problems
 
 RAN: list[str] = []
 
