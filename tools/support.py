@@ -95,7 +95,7 @@ def check_order_status(order_id: int | str) -> str:
     return "; ".join(parts) + "."
 
 
-@tool(sequential=True)
+@tool(sequential=True, side_effects=True)
 def create_ticket(subject: str, description: str, priority: Priority = "medium",
                   order_id: int | str | None = None) -> str:
     """Open a support ticket for a problem the knowledge base cannot solve.
@@ -131,7 +131,7 @@ def create_ticket(subject: str, description: str, priority: Priority = "medium",
     return f"Created ticket {ticket_label(ticket)} ({priority} priority){about}."
 
 
-@tool(sequential=True)
+@tool(sequential=True, side_effects=True)
 def escalate_to_human(ticket_id: str, reason: str) -> str:
     """Hand an existing ticket to a human support agent.
 
