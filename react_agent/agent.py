@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from .approval import Decision, Deny, UntrustedPolicy, new_fence
 from .errors import HookError, RunBlocked, RunError, UserError
 from .log import logger
 from .model import Model, resolve_model
 from .prompts import Prompts
 from .steps import DelegationReport, Event, RunEnd, RunResult, RunStart, StepEnd, TextDelta, ToolEnd, ToolStart
 from .stores import DiskStore, Store
-from .tools import Tool, ToolContext, answer_tool, tool
+from .tools import Tool, ToolContext, answer_tool, describe_validation_error, tool
 
 if TYPE_CHECKING:
+    from .history import Turn
     from .loop import RunState
     from .stores.base import RunRecord
 
@@ -62,6 +65,7 @@ class Agent:
         store: Store | str | Path | None = None,
         hooks: Iterable[Hook] = (),
         answer_tool: bool | None = None,
+        untrusted_policy: UntrustedPolicy = "approve",
     ) -> None:
         self.name = name
         self.instructions = instructions
@@ -87,6 +91,7 @@ class Agent:
         self.store = store if isinstance(store, Store) else DiskStore(store)
         self.hooks = list(hooks)
         self._answer_tool = answer_tool
+        self.untrusted_policy = untrusted_policy
         self.tools: dict[str, Tool] = {}
         for item in tools:
             self.add_tool(item if isinstance(item, Tool) else tool(item))
@@ -128,31 +133,36 @@ class Agent:
         return [*(t.schema() for t in self.tools.values()), *extra]
 
     def system_prompt(self, variables: dict[str, Any] | None = None) -> str:
-        values = {**self.variables, **(variables or {})}
+        values = self._run_variables(variables)
         instructions = self.prompts.instructions(self.instructions, **values)
         schema = None
         if self.output_type is not None:
             import json  # noqa: PLC0415
 
             schema = json.dumps(self.output_type.model_json_schema())
-        values.setdefault("today", date.today().isoformat())  # a replay pins the recorded date
-        reserved = {"agent_name", "instructions", "tools", "output_schema", "answer_tool"} & set(values)
+        reserved = {"agent_name", "instructions", "tools", "output_schema", "answer_tool", "untrusted"} & set(values)
         if reserved:
             raise UserError(f"template variables {sorted(reserved)} are reserved for the system prompt")
         return self.prompts.render(
             self.system_template, agent_name=self.name, instructions=instructions,
             tools=list(self.tools.values()), output_schema=schema,
-            answer_tool=self.answer_tool.name if self.answer_tool else None, **values,
+            answer_tool=self.answer_tool.name if self.answer_tool else None,
+            untrusted=any(t.untrusted_output for t in self.tools.values()), **values,
         )
 
     # -- running ----------------------------------------------------------------------------------
     async def run(self, input: str, *, session: str | None = None, user_id: str | None = None,
                   resume: bool = False, variables: dict[str, Any] | None = None, run_id: str | None = None,
-                  metadata: dict[str, Any] | None = None, _depth: int = 0) -> RunResult:
-        """Run to the end and return the ``RunResult`` (never raises for model or API failures)."""
+                  metadata: dict[str, Any] | None = None, approvals: Mapping[str, Decision] | None = None,
+                  _depth: int = 0) -> RunResult:
+        """Run to the end and return the ``RunResult`` (never raises for model or API failures).
+
+        ``resume=True`` takes up the run ``run_id`` (or the session's last run) where its journal ends:
+        after a crash, or — with ``approvals`` ({call id: ``Approve()`` / ``Deny("why")``}) — a run that
+        is ``awaiting_approval``."""
         result: RunResult | None = None
         async for event in self.stream(input, session=session, user_id=user_id, resume=resume,
-                                       variables=variables, run_id=run_id, metadata=metadata,
+                                       variables=variables, run_id=run_id, metadata=metadata, approvals=approvals,
                                        _stream_tokens=False, _depth=_depth):
             if isinstance(event, RunEnd):
                 result = event.result
@@ -167,10 +177,14 @@ class Agent:
             return asyncio.run(self.run(input, **kwargs))
         raise UserError("run_sync() was called inside a running event loop; use `await agent.run(...)`")
 
+    async def resume(self, run_id: str, approvals: Mapping[str, Decision] | None = None) -> RunResult:
+        """Take up run ``run_id``: after a crash, or with the decisions on the calls it awaits approval for."""
+        return await self.run("", run_id=run_id, resume=True, approvals=approvals)
+
     async def stream(self, input: str, *, session: str | None = None, user_id: str | None = None,
                      resume: bool = False, variables: dict[str, Any] | None = None, run_id: str | None = None,
-                     metadata: dict[str, Any] | None = None, _stream_tokens: bool = True,
-                     _depth: int = 0) -> AsyncGenerator[Event, None]:
+                     metadata: dict[str, Any] | None = None, approvals: Mapping[str, Decision] | None = None,
+                     _stream_tokens: bool = True, _depth: int = 0) -> AsyncGenerator[Event, None]:
         """Yield events as the run goes: ``TextDelta`` tokens, ``ToolStart``/``ToolEnd``, ``StepEnd``,
         and last ``RunEnd`` with the result.
 
@@ -182,7 +196,7 @@ class Agent:
         from .loop import Stop, finish, run_loop  # noqa: PLC0415 - loads pydantic models
 
         state = self._start(input, session=session, user_id=user_id, resume=resume, variables=variables,
-                            run_id=run_id, metadata=metadata, depth=_depth)
+                            run_id=run_id, metadata=metadata, approvals=approvals, depth=_depth)
         log = logger().bind(run_id=state.run_id, session=state.session, agent=self.name)
         stop: Stop | None = None
         async with aclosing(run_loop(state, stream=_stream_tokens)) as events:
@@ -206,47 +220,112 @@ class Agent:
 
     def _start(self, input: str, *, session: str | None, user_id: str | None, resume: bool,
                variables: dict[str, Any] | None, run_id: str | None, metadata: dict[str, Any] | None,
-               depth: int) -> RunState:
+               approvals: Mapping[str, Decision] | None, depth: int) -> RunState:
         """The run's state: a new run is journaled (record and question in one commit) before anything
         else happens; a resumed one is read back from the journal."""
         from .history import fold  # noqa: PLC0415
-        from .journal import RESUMABLE, Journal, start_entries  # noqa: PLC0415
+        from .journal import Journal, start_entries  # noqa: PLC0415
         from .loop import RunState  # noqa: PLC0415
         from .stores.base import RunRecord, SessionInfo  # noqa: PLC0415
 
         store = self.store
         if resume:
-            if session is None and run_id is None:
-                raise UserError("resume=True needs the session (or run id) of the run to resume")
-            record = store.run(run_id) if run_id else _last_run(store, session)
-            if record is None:
-                raise UserError(f"no run to resume for session {session!r}" if run_id is None
-                                else f"no run with id {run_id!r}")
-            if record.status not in RESUMABLE:
-                raise UserError(f"run {record.run_id} already ended with status {record.status!r}")
-            system = self.system_prompt({**(record.variables or {}), **(variables or {})})
-            folded = fold(store.entries(record.session))
-            journal = Journal(store, record)
-            journal.resume()
-            last = folded.last_turn()
-            resumed = last if last is not None and last.run == record.run_id else None
-            steps = folded.steps(record.run_id)
-            if resumed is not None and resumed.open:  # that step is taken up again by the loop
-                steps.pop()
-            return RunState(agent=self, journal=journal, system=system, history=folded.history, steps=steps,
-                            depth=depth, usage=folded.usage(record.run_id), resumed=resumed)
-        system = self.system_prompt(variables)  # a bad template fails before anything is written
+            return self._resume(session, run_id, approvals, variables, depth)
+        if approvals:
+            raise UserError("approvals are decisions on a paused run: pass them with resume=True and its run_id")
+        values = self._run_variables(variables)
+        system = self.system_prompt(values)  # a bad template fails before anything is written
         session = session or uuid.uuid4().hex[:12]
         record = RunRecord(run_id=run_id or uuid.uuid4().hex[:12], session=session, agent=self.name, input=input,
-                           model=self.model.name, user_id=user_id, variables=variables, metadata=dict(metadata or {}))
+                           model=self.model.name, user_id=user_id, variables=values, metadata=dict(metadata or {}))
         journal = Journal(store, record)
         entries = store.entries(session)
         closing, superseded = start_entries(store, entries)
         question = {"role": "user", "content": input}
         journal.start([question], info=SessionInfo(session, user_id, self.name), closing=closing,
                       superseded=superseded)
-        history = fold([*entries, *closing, {"kind": "start", "run": record.run_id, "messages": [question]}]).history
-        return RunState(agent=self, journal=journal, system=system, history=history, steps=[], depth=depth)
+        folded = fold([*entries, *closing, {"kind": "start", "run": record.run_id, "messages": [question]}])
+        return RunState(agent=self, journal=journal, system=system, history=folded.history, steps=[], depth=depth,
+                        fence=values["fence"], tainted=folded.tainted)
+
+    def _resume(self, session: str | None, run_id: str | None, approvals: Mapping[str, Decision] | None,
+                variables: dict[str, Any] | None, depth: int) -> RunState:
+        from .history import fold  # noqa: PLC0415
+        from .journal import RESUMABLE, Journal  # noqa: PLC0415
+        from .loop import RunState  # noqa: PLC0415
+
+        store = self.store
+        if session is None and run_id is None:
+            raise UserError("resume=True needs the session (or run id) of the run to resume")
+        record = store.run(run_id) if run_id else _last_run(store, session)
+        if record is None:
+            raise UserError(f"no run to resume for session {session!r}" if run_id is None
+                            else f"no run with id {run_id!r}")
+        if record.status not in RESUMABLE:
+            raise UserError(f"run {record.run_id} already ended with status {record.status!r}")
+        values = {**(record.variables or {}), **(variables or {})}
+        system = self.system_prompt(values)
+        folded = fold(store.entries(record.session))
+        last = folded.last_turn()
+        resumed = last if last is not None and last.run == record.run_id else None
+        decisions = self._decisions(record, resumed, approvals)
+        journal = Journal(store, record)
+        journal.resume(decisions)
+        if resumed is not None:
+            for _, index, decision in decisions:
+                resumed.decisions[index] = decision
+        steps = folded.steps(record.run_id)
+        if resumed is not None and resumed.open:  # that step is taken up again by the loop
+            steps.pop()
+        return RunState(agent=self, journal=journal, system=system, history=folded.history, steps=steps,
+                        depth=depth, usage=folded.usage(record.run_id), resumed=resumed,
+                        fence=values.get("fence") or new_fence(), tainted=folded.tainted)
+
+    def _decisions(self, record: RunRecord, turn: Turn | None, approvals: Mapping[str, Decision] | None
+                   ) -> list[tuple[int, int, dict[str, Any]]]:
+        """The decisions on a paused run's waiting calls, checked before anything is written: one per
+        waiting call, and edited arguments valid for the tool."""
+        waiting = {turn.calls[i]["id"]: i for i in sorted(turn.pending - set(turn.results))} if turn else {}
+        if not waiting:
+            if approvals:
+                raise UserError(f"run {record.run_id} has no call waiting for approval")
+            return []
+        given = dict(approvals or {})
+        if missing := [c for c in waiting if c not in given]:
+            raise UserError(f"run {record.run_id} awaits decisions on calls {missing}; pass approvals="
+                            "{call_id: Approve() or Deny(reason)}")
+        if unknown := [c for c in given if c not in waiting]:
+            raise UserError(f"run {record.run_id} has no waiting call {unknown}; waiting: {list(waiting)}")
+        assert turn is not None
+        decided = []
+        for call_id, index in waiting.items():
+            decision = given[call_id]
+            if isinstance(decision, Deny):
+                decided.append((turn.seq, index, {"approve": False, "reason": decision.reason}))
+                continue
+            entry: dict[str, Any] = {"approve": True}
+            if decision.arguments is not None:
+                name = turn.calls[index]["function"]["name"]
+                found = self.tools.get(name)
+                if found is None:
+                    raise UserError(f"call {call_id}: no tool {name!r} on agent {self.name!r}")
+                try:
+                    entry["arguments"] = found.args_model.model_validate(decision.arguments).model_dump(mode="json")
+                except ValidationError as exc:
+                    raise UserError(f"call {call_id}: edited arguments for {name!r} are not valid: "
+                                    f"{describe_validation_error(found, json.dumps(decision.arguments), exc)}"
+                                    ) from None
+            decided.append((turn.seq, index, entry))
+        return decided
+
+    def _run_variables(self, variables: dict[str, Any] | None) -> dict[str, Any]:
+        """The variables a run's prompts render with, kept in its record so a resumed run renders the
+        same: the agent's, the run's, the date, and the run's fence for untrusted output."""
+        values = {**self.variables, **(variables or {})}
+        values.setdefault("today", date.today().isoformat())  # a replay pins the recorded date
+        if not values.get("fence"):
+            values["fence"] = new_fence()  # a replay pins the recorded fence
+        return values
 
     def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
         """This agent as a tool another agent can call; the nested run shares the store and its usage
@@ -260,8 +339,9 @@ class Agent:
 
         summary = description or f"Ask the {agent.name} agent."
         delegate.__doc__ = f"{summary}\n\nArgs:\n    request: what to ask the {agent.name} agent, in plain words."
-        side_effects = any(t.side_effects for t in agent.tools.values())  # the nested run may act too
-        built = tool(name=name or f"ask_{agent.name}", side_effects=side_effects)(delegate)
+        tools = agent.tools.values()  # the nested run may act, and may repeat what it read
+        built = tool(name=name or f"ask_{agent.name}", side_effects=any(t.side_effects for t in tools),
+                     untrusted_output=any(t.untrusted_output for t in tools))(delegate)
         built.source = f"agent:{agent.name}"
         return built
 

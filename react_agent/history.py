@@ -9,6 +9,9 @@ entry a run writes (``react_agent.journal`` writes them; the README's "Crash saf
   tool, invalid arguments, the final answer), the calls about to run (``started``), and messages that
   follow the answer (``after``: e.g. "your answer was not accepted")
 * ``started``  more calls of turn ``turn`` about to run (a sequential tool, a resumed call)
+* ``pause``    the run stopped to wait for decisions on the calls its last turn listed as ``pending``
+* ``decision`` a human's decision on call ``index`` of turn ``turn``: ``{"approve": bool, "arguments"?,
+  "reason"?}``
 * ``result``   the outcome of call ``index`` of turn ``turn``: ``{"kind", "content", "ms"}``
 * ``resume``   the run was resumed
 * ``end``      the run's end: status, output, error, usage, and the final answer's ``turn`` if any
@@ -45,6 +48,8 @@ class Turn:
     message: dict[str, Any]
     usage: dict[str, Any] = field(default_factory=dict)
     started: set[int] = field(default_factory=set)
+    pending: set[int] = field(default_factory=set)  # calls that wait for a human decision
+    decisions: dict[int, dict[str, Any]] = field(default_factory=dict)
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
     after: list[dict[str, Any]] = field(default_factory=list)
     note: str | None = None
@@ -97,10 +102,16 @@ class Folded:
     def last_turn(self) -> Turn | None:
         return self.turns[-1] if self.turns else None
 
+    @property
+    def tainted(self) -> bool:
+        """Untrusted tool output is in the conversation."""
+        return any(r.get("untrusted") for t in self.turns for r in t.results.values())
+
 
 def _turn(entry: dict[str, Any], body: dict[str, Any]) -> Turn:
     turn = Turn(seq=int(entry["seq"]), run=entry.get("run"), step=int(body.get("step", 0)),
                 message=body["message"], usage=body.get("usage") or {}, started=set(body.get("started") or ()),
+                pending=set(body.get("pending") or ()),
                 after=list(body.get("after") or ()), note=body.get("note"), answer=body.get("answer"),
                 finish_reason=body.get("finish_reason"), ms=float(body.get("ms") or 0.0))
     for index, outcome in body.get("answered") or ():
@@ -125,6 +136,8 @@ def fold(entries: Sequence[dict[str, Any]]) -> Folded:
             owner.results.setdefault(int(entry["index"]), entry["outcome"])
         elif kind == "started" and (owner := turns.get(int(entry["turn"]))) is not None:
             owner.started.update(int(i) for i in entry.get("calls") or ())
+        elif kind == "decision" and (owner := turns.get(int(entry["turn"]))) is not None:
+            owner.decisions[int(entry["index"])] = entry["decision"]
         if kind == "end" and entry.get("run"):
             ends[entry["run"]] = entry
         elif kind == "start" and entry.get("run"):

@@ -30,8 +30,9 @@ from .stores.base import Entry, RunRecord, SessionInfo, Store
 __all__ = ["INTERRUPTED", "NOT_STARTED", "RESUMABLE", "Journal", "closing_outcomes", "start_entries",
            "superseded_runs", "unknown_outcome"]
 
-RESUMABLE = ("running", "error")  # a crashed run, or one the API failed; a superseded one cannot go on
+RESUMABLE = ("running", "error", "awaiting_approval")  # a superseded run cannot go on
 NOT_STARTED = "Not run: the run was interrupted before this call started."
+NEVER_APPROVED = "Not run: the call waited for approval and the conversation went on without it."
 INTERRUPTED = ("Interrupted: the run stopped while this call was running, so its outcome is unknown "
                "(it may or may not have taken effect).")
 
@@ -46,8 +47,8 @@ def unknown_outcome(tool: str) -> dict[str, Any]:
 
 def closing_outcomes(turn: Turn) -> list[tuple[int, dict[str, Any]]]:
     """Answers for the open calls of an interrupted turn that will not be run (a new run took over)."""
-    return [(i, {"kind": "interrupted", "ms": 0.0, "content": INTERRUPTED if i in turn.started else NOT_STARTED})
-            for i in turn.open]
+    return [(i, {"kind": "interrupted", "ms": 0.0, "content": INTERRUPTED if i in turn.started else
+                 NEVER_APPROVED if i in turn.pending else NOT_STARTED}) for i in turn.open]
 
 
 class Journal:
@@ -85,9 +86,11 @@ class Journal:
                          runs=[*superseded, self.record], info=info)
         point("start:after")
 
-    def resume(self) -> None:
-        self.record = self.record.model_copy(update={"status": "running", "updated": time.time()})
-        self.store.write(self.session, [self._entry("resume")], runs=[self.record])
+    def resume(self, decisions: Sequence[tuple[int, int, dict[str, Any]]] = ()) -> None:
+        """Mark the run resumed, with the human decisions on its pending calls (same commit)."""
+        self.record = self.record.model_copy(update={"status": "running", "pending": [], "updated": time.time()})
+        entries = [self._entry("decision", turn=t, index=i, decision=d) for t, i, d in decisions]
+        self.store.write(self.session, [*entries, self._entry("resume")], runs=[self.record])
 
     def turn(self, body: dict[str, Any]) -> int:
         """Commit a model answer (before any of its tools starts); returns its sequence number."""
@@ -111,11 +114,13 @@ class Journal:
 
     def end(self, fields: dict[str, Any], *, record: dict[str, Any],
             closing: Sequence[tuple[int, int, dict[str, Any]]] = ()) -> None:
-        """Commit the run's end: answers for calls still open, the end entry, the run record."""
+        """Commit the run's end (or its pause for approval: ``record["status"] == "awaiting_approval"``):
+        answers for calls still open, the end entry, the run record."""
         answers = [self._entry("result", turn=t, index=i, outcome=o) for t, i, o in closing if self._claim(t, i)]
         self.record = self.record.model_copy(update={**record, "updated": time.time()})
+        kind = "pause" if self.record.status == "awaiting_approval" else "end"
         point("end:before")
-        self.store.write(self.session, [*answers, self._entry("end", **fields)], runs=[self.record])
+        self.store.write(self.session, [*answers, self._entry(kind, **fields)], runs=[self.record])
         point("end:after")
 
 
@@ -133,7 +138,8 @@ def superseded_runs(store: Store, folded: Folded) -> list[RunRecord]:
     """Runs of the session that never ended (their process died): a new run on the session closes them."""
     found = []
     for run_id in folded.runs:
-        if run_id not in folded.ends and (record := store.run(run_id)) is not None and record.status == "running":
+        if run_id not in folded.ends and (record := store.run(run_id)) is not None and record.status in (
+                "running", "awaiting_approval"):
             found.append(record.model_copy(update={"status": "interrupted", "updated": time.time(),
                                                    "error": "interrupted: a new run started on the session"}))
     return found

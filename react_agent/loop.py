@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from .approval import BLOCK, PendingCall, approval_reason, fence
 from .context import ContextWindow, truncate
 from .errors import ReactAgentError, RunError, ToolRetriesExceeded, UnexpectedModelBehavior
 from .faults import point
@@ -88,6 +89,9 @@ class RunState:
     turn: tuple[int, list[RawToolCall], dict[int, ToolOutcome]] | None = None  # the turn being answered
     last_ms: float | None = None  # the last step's duration, journaled with the next entry
     final_message: dict[str, Any] | None = None  # a text final answer, journaled with the end
+    fence: str = ""  # this run's delimiter around untrusted tool output
+    tainted: bool = False  # untrusted tool output is in the conversation
+    pending: list[PendingCall] = field(default_factory=list)  # calls waiting for a human decision
     context: ContextWindow = field(default_factory=ContextWindow)  # what of history each request sends
 
     @property
@@ -208,27 +212,38 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, message
     agent = state.agent
     journal = state.journal
     context = ToolContext(state.run_id, state.session, agent.name, step.index, state.depth)
-    seq, outcomes, runnable = _settle(state, step, calls, message=message, run=run, resumed=resumed)
+    settled = await _settle(state, step, calls, context, message=message, run=run, resumed=resumed)
+    seq, outcomes, runnable = settled.seq, settled.outcomes, settled.runnable
     state.turn = (seq, calls, outcomes)
+    waiting = {p.call_id for p in settled.pending}
     for i in range(len(calls)):
-        yield ToolStart(step.actions[i], step.index)
+        if calls[i].id not in waiting:
+            yield ToolStart(step.actions[i], step.index)
     for i, outcome in sorted(outcomes.items()):
         yield ToolEnd(_observation(calls[i], outcome), step.index)
 
-    def keeper(i: int) -> Callable[[ToolOutcome], None]:
+    def seen(tool: Tool, outcome: ToolOutcome) -> dict[str, Any]:
+        """The outcome as the model will see it: cut to ``max_tool_output``, fenced if untrusted."""
+        content = truncate(outcome.content, agent.max_tool_output)
+        if tool.untrusted_output:
+            return {**_stored(outcome), "content": fence(content, state.fence), "untrusted": True}
+        return {**_stored(outcome), "content": content}
+
+    def keeper(i: int, tool: Tool) -> Callable[[ToolOutcome], None]:
         def keep(outcome: ToolOutcome) -> None:
             """Journal a result the moment its tool returns (in the tool's thread for a sync tool)."""
             point("tool:returned")
-            seen = truncate(outcome.content, agent.max_tool_output)  # as the model will see it
-            journal.result(seq, i, {**_stored(outcome), "content": seen})
+            journal.result(seq, i, seen(tool, outcome))
         return keep
 
     async def invoke(i: int, tool: Tool, arguments: BaseModel) -> tuple[int, ToolOutcome]:
-        outcome = await tool.invoke(calls[i].arguments, context, keeper(i), parsed=arguments)
+        outcome = await tool.invoke(calls[i].arguments, context, keeper(i, tool), parsed=arguments)
         if isinstance(outcome.value, DelegationReport) and outcome.value.run is not None:
             state.children.append(outcome.value.run)
-        outcome.content = truncate(outcome.content, agent.max_tool_output)
-        journal.result(seq, i, _stored(outcome))  # a timeout (the tool never returned): no-op otherwise
+        shown = seen(tool, outcome)
+        outcome.content = shown["content"]
+        state.tainted = state.tainted or tool.untrusted_output
+        journal.result(seq, i, shown)  # a timeout (the tool never returned): no-op otherwise
         return i, outcome
 
     tasks = [asyncio.ensure_future(invoke(i, t, a)) for i, t, a in runnable if not t.sequential]
@@ -246,32 +261,48 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, message
     finally:  # the run was stopped from outside (a hook, the consumer): nothing keeps running unseen
         for task in tasks:
             task.cancel()
-    _answer_calls(state, step, calls, outcomes)
+    _answer_calls(state, step, calls, outcomes)  # the waiting calls stay open in the journal
+    state.pending = settled.pending
     state.turn = None
 
 
-def _settle(state: RunState, step: Step, calls: list[RawToolCall], *, message: dict[str, Any] | None, run: bool,
-            resumed: Turn | None) -> tuple[int, dict[int, ToolOutcome], list[tuple[int, Tool, BaseModel]]]:
-    """Decide each call — answered without running (a loop, the final answer, an unknown tool, invalid
-    arguments, a skipped call) or to run — and journal that before anything runs. Returns the turn's
-    sequence number, the answered calls and the calls to run.
+@dataclass(slots=True)
+class Settled:
+    """What became of a turn's calls before any of them runs."""
 
-    ``resumed`` is an interrupted turn read back from the journal: a call with a result keeps it; a call
-    that was running when the process died runs again only if its tool is idempotent."""
+    seq: int  # the turn's entry in the journal
+    outcomes: dict[int, ToolOutcome]  # calls answered without running
+    runnable: list[tuple[int, Tool, BaseModel]]  # calls to run, with their validated arguments
+    pending: list[PendingCall]  # calls that wait for a human decision
+
+
+async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context: ToolContext, *,
+                  message: dict[str, Any] | None, run: bool, resumed: Turn | None) -> Settled:
+    """Decide each call — answered without running (a loop, the final answer, an unknown tool, invalid
+    arguments, a skipped or refused call), waiting for approval, or to run — and journal that before
+    anything runs.
+
+    ``resumed`` is a turn read back from the journal: a call with a result keeps it; a call that was
+    running when the process died runs again only if its tool is idempotent; a call that waited for
+    approval follows its decision."""
     journal = state.journal
     outcomes: dict[int, ToolOutcome] = {}
     fresh: dict[int, ToolOutcome] = {}  # answered now (not read back from the journal)
     runnable: list[tuple[int, Tool, BaseModel]] = []
+    pending: list[PendingCall] = []
     streaks = _update_streaks(state, calls)
     for i, call in enumerate(calls):
         if resumed is not None and (stored := resumed.results.get(i)) is not None:
             outcomes[i] = ToolOutcome(stored["kind"], stored["content"], ms=float(stored.get("ms") or 0.0))
-        elif not run:
-            outcomes[i] = fresh[i] = ToolOutcome("skipped", "Not run: the run stopped (token budget).")
-        elif isinstance(found := _plan(state, step, call, streaks[i]), ToolOutcome):
+            continue
+        planned = _plan(state, step, call, streaks[i]) if run else ToolOutcome(
+            "skipped", "Not run: the run stopped (token budget).")
+        found = planned if isinstance(planned, ToolOutcome) else await _gate(
+            state, call, planned, context, resumed=resumed, index=i)
+        if isinstance(found, ToolOutcome):
             outcomes[i] = fresh[i] = found
-        elif resumed is not None and i in resumed.started and not found[0].idempotent:
-            outcomes[i] = fresh[i] = ToolOutcome("interrupted", unknown_outcome(call.name)["content"])
+        elif isinstance(found, PendingCall):
+            pending.append(found)
         else:
             runnable.append((i, *found))
     parallel = [i for i, t, _ in runnable if not t.sequential]
@@ -280,13 +311,50 @@ def _settle(state: RunState, step: Step, calls: list[RawToolCall], *, message: d
             journal.result(resumed.seq, i, _stored(outcome))
         if parallel:
             journal.started(resumed.seq, parallel)
-        return resumed.seq, outcomes, runnable
+        return Settled(resumed.seq, outcomes, runnable, pending)
     assert message is not None
     state.history.append(message)
+    waiting = [i for i, call in enumerate(calls) if any(p.call_id == call.id for p in pending)]
     seq = journal.turn({"step": step.index, "message": message, "usage": step.usage.model_dump(),
                         "answered": [[i, _stored(o)] for i, o in fresh.items()], "started": parallel,
-                        "answer": step.answer, "finish_reason": step.finish_reason, "prev_ms": state.last_ms})
-    return seq, outcomes, runnable
+                        "pending": waiting, "answer": step.answer, "finish_reason": step.finish_reason,
+                        "prev_ms": state.last_ms})
+    return Settled(seq, outcomes, runnable, pending)
+
+
+async def _gate(state: RunState, call: RawToolCall, found: tuple[Tool, BaseModel], context: ToolContext, *,
+                resumed: Turn | None, index: int) -> tuple[Tool, BaseModel] | ToolOutcome | PendingCall:
+    """May this call run? Not a side effect that a crash may already have caused; not without a human
+    when it needs approval (or after one denied it); not at all when the untrusted policy blocks it."""
+    tool, arguments = found
+    if resumed is not None and index in resumed.started and not tool.idempotent:
+        return ToolOutcome("interrupted", unknown_outcome(call.name)["content"])
+    if resumed is not None and index in resumed.pending:
+        decided = _decided(found, resumed.decisions.get(index))
+        return PendingCall(call_id=call.id, tool=call.name, arguments=call.arguments,
+                           reason="still waiting for a decision") if decided is None else decided
+    reason = await approval_reason(tool, arguments, context, tainted=state.tainted,
+                                   policy=state.agent.untrusted_policy)
+    if reason == BLOCK:
+        return ToolOutcome("blocked", f"Blocked: {call.name} has side effects and this conversation holds "
+                                      "untrusted tool output; this agent's policy refuses such calls.")
+    if reason is not None:
+        return PendingCall(call_id=call.id, tool=call.name, arguments=call.arguments, reason=reason)
+    return found
+
+
+def _decided(found: tuple[Tool, BaseModel], decision: dict[str, Any] | None
+             ) -> tuple[Tool, BaseModel] | ToolOutcome | None:
+    """A waiting call after its decision: to run (with the edited arguments, if any), denied, or still
+    waiting (no decision). Edited arguments were validated when the decision was taken."""
+    if decision is None:
+        return None
+    tool, arguments = found
+    if not decision.get("approve"):
+        return ToolOutcome("denied", f"Denied by a human: {decision.get('reason') or 'no reason given'}")
+    if decision.get("arguments") is not None:
+        arguments = tool.args_model.model_validate(decision["arguments"])
+    return tool, arguments
 
 
 def _stored(outcome: ToolOutcome) -> dict[str, Any]:
@@ -294,14 +362,16 @@ def _stored(outcome: ToolOutcome) -> dict[str, Any]:
 
 
 def _answer_calls(state: RunState, step: Step, calls: list[RawToolCall], outcomes: dict[int, ToolOutcome]) -> None:
-    """One tool message per call, in call order (so requests are deterministic); count failures."""
+    """One tool message per answered call, in call order (so requests are deterministic); count failures.
+    Only calls waiting for approval have no outcome: the run pauses with them open."""
     for i, call in enumerate(calls):
-        outcome = outcomes[i]
+        if (outcome := outcomes.get(i)) is None:
+            continue
         step.observations.append(_observation(call, outcome))
         state.history.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
         if outcome.ok:
             state.failures.pop(call.name, None)
-        elif outcome.kind not in ("skipped", "loop", "interrupted"):
+        elif outcome.kind not in ("skipped", "loop", "interrupted", "blocked", "denied"):
             state.failures[call.name] = state.failures.get(call.name, 0) + 1
 
 
@@ -367,6 +437,8 @@ def _journaled_answer(state: RunState, turn: Turn) -> NextStep:
 
 
 def _after_actions(state: RunState, step: Step) -> NextStep:
+    if state.pending:
+        return Stop("awaiting_approval")
     if state.final is not _NO_ANSWER:
         return FinalOutput(state.final)
     if any(obs.kind == "loop" for obs in step.observations):
@@ -471,7 +543,7 @@ def finish(state: RunState, end: FinalOutput | Stop) -> RunResult:
         run_id=state.run_id, agent=agent.name, session=state.session, model=agent.model.name, status=status,
         output=end.output, steps=state.steps, usage=state.usage,
         error=str(error) if error else None, error_type=type(error).__name__ if error else None,
-        ms=(time.perf_counter() - state.started) * 1000, children=state.children,
+        ms=(time.perf_counter() - state.started) * 1000, children=state.children, pending=state.pending,
     )
     output = end.output.model_dump(mode="json") if isinstance(end.output, BaseModel) else end.output
     final_turn = None
@@ -481,7 +553,8 @@ def finish(state: RunState, end: FinalOutput | Stop) -> RunResult:
                       "answer": last.answer, "finish_reason": last.finish_reason, "ms": last.ms}
     previous_ms = state.steps[-2].ms if final_turn and len(state.steps) > 1 else None
     record = {"status": status, "output": output, "error": result.error, "error_type": result.error_type,
-              "usage": state.usage.model_dump(), "steps": len(state.steps), "ms": result.ms}
+              "usage": state.usage.model_dump(), "steps": len(state.steps), "ms": result.ms,
+              "pending": [p.model_dump() for p in state.pending]}
     state.journal.end({"status": status, "turn": final_turn, "prev_ms": previous_ms if final_turn else state.last_ms},
                       record=record, closing=closing)
     return result

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from .approval import PendingCall
 from .usage import Usage
 
 __all__ = [
@@ -28,7 +29,8 @@ __all__ = [
     "ToolStart",
 ]
 
-RunStatus = Literal["completed", "max_steps", "loop_detected", "token_budget", "max_tokens", "blocked", "error"]
+RunStatus = Literal["completed", "max_steps", "loop_detected", "token_budget", "max_tokens", "blocked", "error",
+                    "awaiting_approval"]
 
 
 class ToolCall(BaseModel):
@@ -44,7 +46,8 @@ class Observation(BaseModel):
 
     call_id: str
     tool: str
-    kind: str  # ok | invalid_arguments | unknown_tool | tool_error | timeout | retry | skipped | loop | interrupted
+    kind: str  # ok | invalid_arguments | unknown_tool | tool_error | timeout | retry | skipped | loop |
+    #            interrupted | blocked | denied
     content: str
     ms: float = 0.0
 
@@ -78,6 +81,7 @@ class RunResult(BaseModel):
     error_type: str | None = None
     ms: float = 0.0
     children: list[RunResult] = Field(default_factory=list)  # runs of agents this run called as tools
+    pending: list[PendingCall] = Field(default_factory=list)  # status awaiting_approval: calls to decide on
 
     @property
     def tool_calls(self) -> list[ToolCall]:

@@ -17,11 +17,14 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeVar, get_type_hints, overload
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .errors import ModelRetry, PluginError
+
+if TYPE_CHECKING:
+    from .approval import ApprovalPolicy
 
 __all__ = ["ANSWER_TOOL", "Tool", "ToolContext", "ToolOutcome", "answer_tool", "tool"]
 
@@ -110,7 +113,8 @@ def render_result(value: Any) -> str:
 
 
 OutcomeKind = Literal[
-    "ok", "invalid_arguments", "unknown_tool", "tool_error", "timeout", "retry", "skipped", "loop", "interrupted"
+    "ok", "invalid_arguments", "unknown_tool", "tool_error", "timeout", "retry", "skipped", "loop", "interrupted",
+    "blocked", "denied",
 ]
 
 
@@ -147,6 +151,8 @@ class Tool:
     context_param: str | None = None
     side_effects: bool = False  # acts on the world (tickets, payments, writes): at most once across crashes
     idempotent: bool | None = None  # safe to run again after a crash; None: True unless side_effects
+    requires_approval: bool | ApprovalPolicy = False  # or a policy of (arguments, context) -> bool
+    untrusted_output: bool = False  # returns text others wrote (pages, articles, files): fenced as data
     _schema: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -291,11 +297,12 @@ def tool(fn: F, /) -> Tool: ...
 def tool(
     *, name: str | None = None, description: str | None = None, timeout: float | None = 60.0,
     sequential: bool = False, max_retries: int = 3, side_effects: bool = False, idempotent: bool | None = None,
+    requires_approval: bool | ApprovalPolicy = False, untrusted_output: bool = False,
 ) -> Callable[[F], Tool]: ...
 def tool(
     fn: F | None = None, /, *, name: str | None = None, description: str | None = None,
     timeout: float | None = 60.0, sequential: bool = False, max_retries: int = 3, side_effects: bool = False,
-    idempotent: bool | None = None,
+    idempotent: bool | None = None, requires_approval: bool | ApprovalPolicy = False, untrusted_output: bool = False,
 ) -> Tool | Callable[[F], Tool]:
     """Turn a typed function (sync or async) into a ``Tool``.
 
@@ -303,6 +310,9 @@ def tool(
     ``sequential=True`` keeps the tool from running beside other calls of the same turn.
     ``side_effects=True`` marks a tool that acts on the world; such a tool is not ``idempotent`` unless
     said so, and a call of it that a crash interrupted is never run a second time on resume.
+    ``requires_approval`` (``True`` or a policy of the arguments and context) pauses the run before the
+    call for a human decision; ``untrusted_output=True`` fences the tool's output as data (see
+    ``react_agent.approval``).
     """
 
     def build(func: F) -> Tool:
@@ -318,6 +328,7 @@ def tool(
             fn=func, name=tool_name, description=description or summary, args_model=args_model,
             timeout=timeout, sequential=sequential, max_retries=max_retries, source=source,
             context_param=context_param, side_effects=side_effects, idempotent=idempotent,
+            requires_approval=requires_approval, untrusted_output=untrusted_output,
         )
 
     if fn is not None:

@@ -60,6 +60,7 @@ class RunRecord(BaseModel):
     ms: float = 0.0
     variables: dict[str, Any] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)  # e.g. task_file and task of a CLI run
+    pending: list[dict[str, Any]] = Field(default_factory=list)  # awaiting_approval: the calls to decide on
 
 
 class Store(ABC):
