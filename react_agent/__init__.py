@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .agent import Agent, Hook
+    from .approval import Approve, Deny, PendingCall
     from .errors import (
         ContextBudgetExceeded,
         DuplicateToolError,
@@ -51,9 +52,9 @@ if TYPE_CHECKING:
     from .windows import register_context_window
 
 __all__ = [
-    "Agent", "ContextBudgetExceeded", "DiskStore", "DuplicateToolError", "Event", "Hook", "HookError",
+    "Agent", "Approve", "ContextBudgetExceeded", "Deny", "DiskStore", "DuplicateToolError", "Event", "Hook", "HookError",
     "IncompleteResponseError", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry", "ModelUnavailableError",
-    "Observation", "OpenAIModel", "PluginError", "PromptError", "ReactAgentError",
+    "Observation", "OpenAIModel", "PendingCall", "PluginError", "PromptError", "ReactAgentError",
     "Route", "Routed", "Router", "RunBlocked", "RunEnd", "RunError", "RunRecord", "RunResult", "RunStart",
     "Session", "SessionInfo", "Step", "StepEnd", "Store", "StoreCorruptError", "TaskFileError",
     "TextDelta", "Tool", "ToolCall", "ToolContext", "ToolEnd", "ToolRetriesExceeded", "ToolStart",
@@ -63,6 +64,7 @@ __all__ = [
 
 _WHERE = {
     "Agent": "agent", "Hook": "agent", "configure_logging": "log",
+    **dict.fromkeys(["Approve", "Deny", "PendingCall"], "approval"),
     **dict.fromkeys(["DiskStore", "RunRecord", "Session", "SessionInfo", "Store"], "stores"),
     "Model": "model", "ModelResponse": "model", "OpenAIModel": "model", "Tool": "tools", "ToolContext": "tools",
     "tool": "tools", "Usage": "usage", "register_price": "usage", "Route": "router", "Routed": "router",
