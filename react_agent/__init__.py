@@ -52,7 +52,8 @@ if TYPE_CHECKING:
     from .windows import register_context_window
 
 __all__ = [
-    "Agent", "Approve", "ContextBudgetExceeded", "Deny", "DiskStore", "DuplicateToolError", "Event", "Hook", "HookError",
+    "Agent", "Approve", "ContextBudgetExceeded", "Deny", "DiskStore", "DuplicateToolError", "Event", "Hook",
+    "HookError",
     "IncompleteResponseError", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry", "ModelUnavailableError",
     "Observation", "OpenAIModel", "PendingCall", "PluginError", "PromptError", "ReactAgentError",
     "Route", "Routed", "Router", "RunBlocked", "RunEnd", "RunError", "RunRecord", "RunResult", "RunStart",

@@ -144,7 +144,8 @@ def test_an_approval_policy_decides_from_the_arguments(store):
         DONE.append(f"pay {amount}")
         return "paid"
 
-    model = ScriptedModel([tool_call("pay", {"order": "1", "amount": 50}), tool_call("pay", {"order": "1", "amount": 500})])
+    model = ScriptedModel([tool_call("pay", {"order": "1", "amount": 50}),
+                           tool_call("pay", {"order": "1", "amount": 500})])
     result = Agent(tools=[pay], model=model, store=store).run_sync("pay")
     assert result.status == "awaiting_approval" and DONE == ["pay 50"]
     assert json.loads(result.pending[0].arguments)["amount"] == 500
@@ -166,7 +167,7 @@ def attack(store, policy) -> tuple[Agent, ScriptedModel, object]:
 
 
 def test_untrusted_output_is_fenced_with_the_runs_delimiter(store):
-    agent, model, result = attack(store, "approve")
+    _, model, result = attack(store, "approve")
     fence = store.run(result.run_id).variables["fence"]
     assert len(fence) == 12
     system = model.requests[0].messages[0]["content"]
@@ -184,7 +185,7 @@ def test_after_untrusted_output_a_side_effect_needs_approval(store):
 
 
 def test_the_block_policy_refuses_and_the_off_policy_lets_the_attack_through(store, tmp_path):
-    _, model, result = attack(store, "block")
+    _, _, result = attack(store, "block")
     assert result.status == "completed" and DONE == []
     assert result.steps[1].observations[0].kind == "blocked"
     _, _, result = attack(DiskStore(tmp_path / "other"), "off")
