@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from react_agent import ModelRetry
+from react_agent.approval import Approve
 from react_agent.tasks import build_agent, load_task_file, run_task
 from react_agent.testing import ScriptedModel, reply, tool_call
 
@@ -195,11 +196,17 @@ async def test_scripted_support_run(state):
     assert sorted(agent.tools) == ["check_order_status", "create_ticket", "escalate_to_human",
                                    "search_knowledge_base"]
     result = await agent.run("My order 1042 arrived damaged, I want to talk to a person.")
+    # the knowledge base is untrusted text: after reading it, opening a ticket waits for a human
+    assert result.status == "awaiting_approval"
+    assert [p.tool for p in result.pending] == ["create_ticket"]
+    result = await agent.resume(result.run_id, {result.pending[0].call_id: Approve()})
+    assert result.status == "awaiting_approval" and [p.tool for p in result.pending] == ["escalate_to_human"]
+    result = await agent.resume(result.run_id, {result.pending[0].call_id: Approve()})
     assert result.status == "completed"
     assert "T-0001" in result.output
     observations = [o for s in result.steps for o in s.observations]
     assert [o.kind for o in observations] == ["ok"] * 4
-    assert observations[0].content.startswith("[damaged-items]")
+    assert "[damaged-items]" in observations[0].content
     assert observations[2].content == "Created ticket T-0001 (high priority) for order 1042."
     system = model.requests[0].messages[0]["content"]
     assert "Acme Electronics" in system and "search_knowledge_base first" in system

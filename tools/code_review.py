@@ -114,7 +114,7 @@ def list_files() -> str:
     return "\n".join(shown) + more
 
 
-@tool
+@tool(untrusted_output=True)
 def read_file(path: str) -> str:
     """Read one file of the project, with line numbers.
 
@@ -172,7 +172,7 @@ def summarize_junit(report: Path) -> str:
     return "\n".join([summary, *failures[:10]])
 
 
-@tool(timeout=TEST_TIMEOUT + 10)
+@tool(timeout=TEST_TIMEOUT + 10, untrusted_output=True)
 def run_tests() -> str:
     """Run the project's test suite (pytest) and report pass/fail counts and the failures."""
     root = project_root()
@@ -194,7 +194,7 @@ def run_tests() -> str:
         return summarize_junit(report)
 
 
-@tool(timeout=SCAN_TIMEOUT + 10)
+@tool(timeout=SCAN_TIMEOUT + 10, untrusted_output=True)
 def check_security(path: str = ".") -> str:
     """Scan a file or folder of the project for security issues (ruff's bandit rules).
 

@@ -91,7 +91,7 @@ def known_sources() -> dict[str, str]:
     return known
 
 
-@tool
+@tool(untrusted_output=True)
 def search_documents(query: str, limit: Annotated[int, Field(ge=1, le=5)] = 3) -> str:
     """Search the technical notes (SQLite, HTTP caching, clocks, Raft, Bloom filters, TCP).
 
@@ -107,7 +107,7 @@ def search_documents(query: str, limit: Annotated[int, Field(ge=1, le=5)] = 3) -
                      for h in hits)
 
 
-@tool
+@tool(untrusted_output=True)
 def search_abstracts(query: str, limit: Annotated[int, Field(ge=1, le=5)] = 3) -> str:
     """Search summaries of research papers (distributed systems, networking, retrieval, agents).
 
@@ -129,7 +129,7 @@ def search_abstracts(query: str, limit: Annotated[int, Field(ge=1, le=5)] = 3) -
     return "\n".join(lines)
 
 
-@tool
+@tool(untrusted_output=True)
 def read_source(source_id: str) -> str:
     """Read a source in full: a note (doc:NAME or doc:NAME#N for one section), a paper (paper:ID) or a
     fetched page (url:URL).
@@ -207,7 +207,7 @@ def html_to_text(html: str) -> tuple[str, str]:
     return " ".join(parser.title.split()), " ".join(parser.parts)
 
 
-@tool
+@tool(untrusted_output=True)
 def fetch_url(url: str) -> str:
     """Fetch a web page and return its text (only when web access is enabled).
 

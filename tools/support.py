@@ -49,7 +49,7 @@ def ticket_label(number: int) -> str:
     return f"T-{number:04d}"
 
 
-@tool
+@tool(untrusted_output=True)
 def search_knowledge_base(query: str, limit: Annotated[int, Field(ge=1, le=5)] = 3) -> str:
     """Search the help-center articles (shipping, returns, refunds, warranty, payments, account...).
 
