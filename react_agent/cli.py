@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .recording import Mode
-    from .tasks import TaskOutcome
+    from .tasks import TaskFile, TaskOutcome
 
 __all__ = ["main"]
 
@@ -34,6 +34,10 @@ class _BadArguments(UserError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # subparsers are made with the parent's class: they use it too
         raise _BadArguments(f"{self.prog}: {message} (see --help)")
+
+
+_CASSETTES_HELP = ("cassette folder (default: cassettes/ in the task file's project root: the folder above its "
+                   "tasks/ folder, else the task file's own folder)")
 
 
 def _trials(text: str) -> int:
@@ -59,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--record", action="store_true", help="save each task's HTTP traffic as a cassette")
     mode.add_argument("--replay", action="store_true", help="answer the model's requests from the cassettes")
-    run.add_argument("--cassettes", type=Path, default=Path("cassettes"), help="cassette folder (default: cassettes)")
+    run.add_argument("--cassettes", type=Path, help=_CASSETTES_HELP)
     run.add_argument("--json", action="store_true", help="print the results as JSON")
 
     chat = sub.add_parser("chat", help="talk to an agent on a session (interactive)")
@@ -89,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     emode = evaluate.add_mutually_exclusive_group()
     emode.add_argument("--record", action="store_true")
     emode.add_argument("--replay", action="store_true")
-    evaluate.add_argument("--cassettes", type=Path, default=Path("cassettes"))
+    evaluate.add_argument("--cassettes", type=Path, help=_CASSETTES_HELP)
     evaluate.add_argument("--json", action="store_true")
     return parser
 
@@ -125,15 +129,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report import print_summary  # noqa: PLC0415
     from .tasks import load_task_file  # noqa: PLC0415
 
-    _check_cassettes(args)
     task_file = load_task_file(args.taskfile)
+    _check_cassettes(args, task_file)
     selected = [t for t in task_file.tasks if not args.task or t.name in args.task]
     if not selected:
         raise UserError(f"no task named {args.task} in {args.taskfile}; tasks: {[t.name for t in task_file.tasks]}")
+    mode = _mode(args)
+    from .runner import check_models, run_one  # noqa: PLC0415
+
+    if mode != "replay":
+        for agent in dict.fromkeys(t.agent for t in selected):
+            check_models(task_file, agent, args.model)
     console = _console(quiet=args.json)
     started = time.perf_counter()
-    mode = _mode(args)
-    from .runner import run_one  # noqa: PLC0415
 
     outcomes = [run_one(task_file, task, mode=mode, cassettes=args.cassettes, model=args.model, console=console,
                         quiet=args.json) for task in selected]
@@ -148,9 +156,16 @@ def _mode(args: argparse.Namespace) -> Mode | None:
     return "record" if args.record else "replay" if args.replay else None
 
 
-def _check_cassettes(args: argparse.Namespace) -> None:
-    if args.replay and not args.cassettes.is_dir():
+def _check_cassettes(args: argparse.Namespace, task_file: TaskFile) -> None:
+    if not args.replay:
+        return
+    if args.cassettes is not None and not args.cassettes.is_dir():
         raise UserError(f"--cassettes {args.cassettes}: no such folder (a replay reads its cassettes from it)")
+    from .runner import default_cassettes  # noqa: PLC0415
+
+    if args.cassettes is None and not (folder := default_cassettes(task_file)).is_dir():
+        raise UserError(f"no cassette folder at {folder} (the default for {task_file.path}: cassettes/ in its "
+                        "project root); record with --record, or name the folder with --cassettes DIR")
 
 
 def _outcome_json(outcome: TaskOutcome) -> dict[str, Any]:
@@ -163,15 +178,18 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from .agent import Agent  # noqa: PLC0415
     from .report import TracePrinter  # noqa: PLC0415
     from .router import Router  # noqa: PLC0415
+    from .runner import check_local, check_models  # noqa: PLC0415
     from .tasks import build_runner, load_task_file  # noqa: PLC0415
 
     console = _console()
     agent: Agent | Router
     if args.taskfile:  # an agent, or a router with its specialists; by default the one the tasks use
         task_file = load_task_file(args.taskfile)
+        check_models(task_file, args.agent or task_file.tasks[0].agent, args.model)
         agent = build_runner(task_file, args.agent or task_file.tasks[0].agent, model=args.model)
     else:  # no task file: a plain assistant (a small local model cannot juggle every shipped tool)
         agent = Agent(name="assistant", model=args.model)
+        check_local(agent.model)
     session = args.session or f"chat-{int(time.time())}"
     agent.hooks.append(TracePrinter(console))
     console.print(f"session {session} with {agent.name}. Empty line or Ctrl-D ends.")
@@ -219,16 +237,18 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         raise UserError(f"sessions {args.action} needs a SESSION id")
     store = DiskStore()
     if args.action == "list":
-        infos = [(info, len(store.messages(info.id))) for info in store.sessions(args.user)]
+        infos = [(info, len(store.messages(info.id))) for info in store.sessions(args.user)
+                 ] if store.path.exists() else []  # no store yet: none is made by looking
         if args.json:
             _dump([{**dataclasses.asdict(info), "messages": count} for info, count in infos])
         else:
+            print(f"{len(infos)} session(s) in {_where(store.path)}")
             for info, count in infos:
                 created = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created))
                 print(f"{info.id}\t{count} messages\t{info.agent or '-'}\t{info.user_id or '-'}\t{created}")
         return 0
     if not store.path.exists() or not store.exists(args.session):  # no store yet: nothing to show, none made
-        raise UserError(f"no session {args.session!r} (see `sessions list`)")
+        raise UserError(f"no session {args.session!r} in {_where(store.path)} (see `sessions list`)")
     if args.action == "rm":
         store.delete_session(args.session)
         print(f"deleted {args.session}")
@@ -245,6 +265,16 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _where(store: Path) -> str:
+    """A store's place, and why there: the default store follows ``$REACT_AGENT_HOME``, else the
+    working directory."""
+    import os  # noqa: PLC0415
+
+    why = "$REACT_AGENT_HOME" if os.environ.get("REACT_AGENT_HOME") else (
+        "the working directory's .react_agent; set REACT_AGENT_HOME for one store everywhere")
+    return f"the store at {store.resolve()} ({why})"
+
+
 # -- resume ---------------------------------------------------------------------------------------
 def cmd_resume(args: argparse.Namespace) -> int:
     from .journal import RESUMABLE  # noqa: PLC0415
@@ -255,7 +285,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     store = DiskStore()
     record = store.run(args.run_id) if store.path.exists() else None
     if record is None:
-        raise UserError(f"no run with id {args.run_id!r}")
+        raise UserError(f"no run with id {args.run_id!r} in {_where(store.path)}")
     if record.status not in RESUMABLE:
         raise UserError(f"run {args.run_id} already ended with status {record.status!r}")
     if not record.metadata.get("task_file"):
@@ -272,11 +302,16 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, print_report  # noqa: PLC0415
+    from .runner import check_models  # noqa: PLC0415
     from .tasks import load_task_file  # noqa: PLC0415
 
-    _check_cassettes(args)
+    suite = load_task_file(args.suite)
+    _check_cassettes(args, suite)
+    if not args.replay:
+        for agent in dict.fromkeys(t.agent for t in suite.tasks):
+            check_models(suite, agent, args.model)
     console = _console(quiet=args.json)
-    report = evaluate(load_task_file(args.suite), trials=args.trials, mode=_mode(args), cassettes=args.cassettes,
+    report = evaluate(suite, trials=args.trials, mode=_mode(args), cassettes=args.cassettes,
                       model=args.model, console=console, quiet=args.json)
     if args.json:
         _dump(report.model_dump(mode="json"))

@@ -3,9 +3,10 @@
 * ``ModelRetry`` — raised by *tool code* to send a message back to the model (not a failure).
 * ``UserError`` and subclasses — the developer's or the user's input is wrong (config, task file,
   plugin, prompt template). The CLI prints them as one line and exits non-zero.
-* ``RunError`` and subclasses — a run could not go on (the API failed for good, a tool kept failing).
-  The loop turns them into a ``RunResult`` with ``status="error"``; they are never raised past
-  ``Agent.run``.
+* ``RunError`` and subclasses — a run could not go on (the API failed for good, a tool kept failing,
+  the model could not be started). The loop turns them into a ``RunResult`` with ``status="error"``;
+  they are never raised past ``Agent.run``. ``ModelUnavailableError`` is both a ``UserError`` and a
+  ``RunError``.
 
 Model mistakes (bad JSON arguments, unknown tools, validation errors) are *not* exceptions that
 escape: the loop turns them into observations the model can fix.
@@ -94,17 +95,6 @@ class PromptError(UserError):
 
 
 @dataclass
-class ModelUnavailableError(UserError):
-    """The configured model cannot be reached or started (e.g. the local extra is missing)."""
-
-    reason: str
-    fix: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.reason}" + (f" — {self.fix}" if self.fix else "")
-
-
-@dataclass
 class ReplayMismatchError(UserError):
     cassette: str
     request_index: int
@@ -129,6 +119,20 @@ class StoreCorruptError(UserError):
 
 class RunError(ReactAgentError):
     """A run could not continue. Kept in ``RunResult.error``; the status says ``error``."""
+
+
+@dataclass
+class ModelUnavailableError(UserError, RunError):
+    """The configured model cannot be started (the ``local`` extra is missing, its server died): a
+    setup problem with its fix. Both kinds: the CLI checks for it before a run and prints one line (exit
+    2, like any ``UserError``); met inside a run (``Agent.run``), it ends that run with status ``error``
+    and this message in ``RunResult.error`` instead of raising."""
+
+    reason: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.reason}" + (f" — {self.fix}" if self.fix else "")
 
 
 @dataclass

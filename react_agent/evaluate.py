@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from .runner import run_one
+from .runner import cassette_path, default_cassettes, run_one
 from .tasks import TaskFile, TaskOutcome
 from .usage import format_cost, sum_costs
 
@@ -51,6 +51,7 @@ class EvalReport(BaseModel):
     p95_ms: float
     tokens: float  # sum over cases of the mean tokens per trial: what one pass over the suite uses
     cost_usd: float | None
+    notes: list[str] = []  # what the numbers do not say (e.g. trials that replayed one recording)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -90,11 +91,17 @@ def suite_report(suite: str, trials: int, cases: Sequence[CaseReport], all_ms: S
     )
 
 
-def evaluate(suite: TaskFile, *, trials: int, mode: Mode | None, cassettes: Path, model: str | None,
+def evaluate(suite: TaskFile, *, trials: int, mode: Mode | None, cassettes: Path | None, model: str | None,
              console: Console, quiet: bool) -> EvalReport:
-    """Run every case ``trials`` times (each trial on a fresh session) and aggregate."""
+    """Run every case ``trials`` times (each trial on a fresh session) and aggregate.
+
+    A replay of a case recorded once (``<case>.yaml``, no ``<case>.trialN.yaml``) replays that one
+    recording in every trial — the same answers each time — and the report's ``notes`` say so."""
     if trials < 1:
         raise ValueError(f"trials must be at least 1, got {trials}")
+    notes = _single_recording_notes(suite, trials, cassettes) if mode == "replay" else []
+    if notes and not quiet:
+        console.print(f"[yellow]note:[/] {notes[0]}")
     cases: list[CaseReport] = []
     all_ms: list[float] = []
     for case in suite.tasks:
@@ -105,7 +112,18 @@ def evaluate(suite: TaskFile, *, trials: int, mode: Mode | None, cassettes: Path
         ]
         all_ms += [sum(r.ms for r in o.results) for o in outcomes]
         cases.append(case_report(case.name, outcomes))
-    return suite_report(str(suite.path), trials, cases, all_ms)
+    return suite_report(str(suite.path), trials, cases, all_ms).model_copy(update={"notes": notes})
+
+
+def _single_recording_notes(suite: TaskFile, trials: int, cassettes: Path | None) -> list[str]:
+    folder = cassettes or default_cassettes(suite)
+    single = [case.name for case in suite.tasks
+              if trials > 1 and not cassette_path(folder, suite, case.name, 1).is_file()]
+    if not single:
+        return []
+    return [f"{len(single)} of {len(suite.tasks)} cases have one recording, not one per trial; each of their "
+            f"{trials} trials replays it and gets the same answers, so their pass^{trials} equals their "
+            f"accuracy (record --trials {trials} to replay distinct trials): {', '.join(single)}"]
 
 
 def print_report(console: Console, report: EvalReport) -> None:
@@ -126,3 +144,5 @@ def print_report(console: Console, report: EvalReport) -> None:
     console.print(f"accuracy {report.accuracy:.0%}   pass^{report.trials} {report.pass_k:.0%}   "
                   f"median {report.median_ms / 1000:.2f}s   p95 {report.p95_ms / 1000:.2f}s   "
                   f"{report.tokens:.0f} tokens   {cost} per pass over the suite")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}")

