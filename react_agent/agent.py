@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from .errors import HookError, RunBlocked, RunError, UserError
+from .errors import HookError, PromptError, RunBlocked, RunError, UserError
 from .log import logger
 from .model import Model, resolve_model
 from .prompts import Prompts
@@ -86,6 +86,7 @@ class Agent:
         self.system_template = system_template
         self.store = store if isinstance(store, Store) else DiskStore(store)
         self.hooks = list(hooks)
+        self.origin = f"agent {name!r}"  # where it was configured, for errors (a task file sets its own)
         self._answer_tool = answer_tool
         self.tools: dict[str, Tool] = {}
         for item in tools:
@@ -128,8 +129,13 @@ class Agent:
         return [*(t.schema() for t in self.tools.values()), *extra]
 
     def system_prompt(self, variables: dict[str, Any] | None = None) -> str:
+        from dataclasses import replace  # noqa: PLC0415
+
         values = {**self.variables, **(variables or {})}
-        instructions = self.prompts.instructions(self.instructions, **values)
+        try:
+            instructions = self.prompts.instructions(self.instructions, **values)
+        except PromptError as exc:  # name the setting that points at the template
+            raise replace(exc, where=exc.where or f"{self.origin}.instructions") from None
         schema = None
         if self.output_type is not None:
             import json  # noqa: PLC0415
@@ -139,11 +145,14 @@ class Agent:
         reserved = {"agent_name", "instructions", "tools", "output_schema", "answer_tool"} & set(values)
         if reserved:
             raise UserError(f"template variables {sorted(reserved)} are reserved for the system prompt")
-        return self.prompts.render(
-            self.system_template, agent_name=self.name, instructions=instructions,
-            tools=list(self.tools.values()), output_schema=schema,
-            answer_tool=self.answer_tool.name if self.answer_tool else None, **values,
-        )
+        try:
+            return self.prompts.render(
+                self.system_template, agent_name=self.name, instructions=instructions,
+                tools=list(self.tools.values()), output_schema=schema,
+                answer_tool=self.answer_tool.name if self.answer_tool else None, **values,
+            )
+        except PromptError as exc:
+            raise replace(exc, where=exc.where or f"{self.origin}.system_template") from None
 
     # -- running ----------------------------------------------------------------------------------
     async def run(self, input: str, *, session: str | None = None, user_id: str | None = None,
