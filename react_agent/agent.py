@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from .approval import Decision, Deny, UntrustedPolicy, new_fence
-from .errors import HookError, RunBlocked, RunError, UserError
+from .errors import HookError, PromptError, RunBlocked, RunError, UserError
 from .log import logger
 from .model import Model, resolve_model
 from .prompts import Prompts
@@ -90,6 +90,7 @@ class Agent:
         self.system_template = system_template
         self.store = store if isinstance(store, Store) else DiskStore(store)
         self.hooks = list(hooks)
+        self.origin = f"agent {name!r}"  # where it was configured, for errors (a task file sets its own)
         self._answer_tool = answer_tool
         self.untrusted_policy = untrusted_policy
         self.tools: dict[str, Tool] = {}
@@ -133,8 +134,13 @@ class Agent:
         return [*(t.schema() for t in self.tools.values()), *extra]
 
     def system_prompt(self, variables: dict[str, Any] | None = None) -> str:
+        from dataclasses import replace  # noqa: PLC0415
+
         values = self._run_variables(variables)
-        instructions = self.prompts.instructions(self.instructions, **values)
+        try:
+            instructions = self.prompts.instructions(self.instructions, **values)
+        except PromptError as exc:  # name the setting that points at the template
+            raise replace(exc, where=exc.where or f"{self.origin}.instructions") from None
         schema = None
         if self.output_type is not None:
             import json  # noqa: PLC0415
@@ -143,12 +149,15 @@ class Agent:
         reserved = {"agent_name", "instructions", "tools", "output_schema", "answer_tool", "untrusted"} & set(values)
         if reserved:
             raise UserError(f"template variables {sorted(reserved)} are reserved for the system prompt")
-        return self.prompts.render(
-            self.system_template, agent_name=self.name, instructions=instructions,
-            tools=list(self.tools.values()), output_schema=schema,
-            answer_tool=self.answer_tool.name if self.answer_tool else None,
-            untrusted=any(t.untrusted_output for t in self.tools.values()), **values,
-        )
+        try:
+            return self.prompts.render(
+                self.system_template, agent_name=self.name, instructions=instructions,
+                tools=list(self.tools.values()), output_schema=schema,
+                answer_tool=self.answer_tool.name if self.answer_tool else None,
+                untrusted=any(t.untrusted_output for t in self.tools.values()), **values,
+            )
+        except PromptError as exc:
+            raise replace(exc, where=exc.where or f"{self.origin}.system_template") from None
 
     # -- running ----------------------------------------------------------------------------------
     async def run(self, input: str, *, session: str | None = None, user_id: str | None = None,

@@ -89,9 +89,10 @@ class DuplicateToolError(UserError):
 class PromptError(UserError):
     template: str
     reason: str
+    where: str = ""  # the setting that names the template, e.g. "tasks/support.yaml: agent 'support'.instructions"
 
     def __str__(self) -> str:
-        return f"prompt template {self.template!r}: {self.reason}"
+        return f"{self.where + ': ' if self.where else ''}prompt template {self.template!r}: {self.reason}"
 
 
 @dataclass
@@ -150,6 +151,7 @@ class ModelHTTPError(RunError):
     message: str = ""
     code: int | str | None = None
     reported_in: Literal["response", "stream"] | None = None
+    url: str | None = None  # the request's URL, credentials removed (redact.redact_url)
 
     def __str__(self) -> str:
         if self.reported_in is not None:
@@ -160,7 +162,8 @@ class ModelHTTPError(RunError):
             where = f"HTTP {self.status_code}"
         else:
             where = "connection failed"
-        return f"model request failed ({where}): {self.message or self.body}"
+        to = f" to {self.url}" if self.url else ""
+        return f"model request{to} failed ({where}): {self.message or self.body}"
 
 
 @dataclass

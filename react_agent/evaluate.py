@@ -35,6 +35,7 @@ class CaseReport(BaseModel):
     p95_ms: float
     tokens: float  # mean per trial, nested runs (delegation, routing) included
     cost_usd: float | None  # mean per trial; None when a model's price is unknown
+    could_not_run: list[str] = []  # errors of trials whose model could not be asked (server unreachable)
 
     @property
     def all_passed(self) -> bool:
@@ -77,6 +78,7 @@ def case_report(name: str, outcomes: Sequence[TaskOutcome]) -> CaseReport:
         median_ms=statistics.median(ms), p95_ms=percentile(ms, 95),
         tokens=statistics.mean(sum(r.total_usage.total_tokens for r in o.results) for o in outcomes),
         cost_usd=None if any(c is None for c in costs) else statistics.mean(c for c in costs if c is not None),
+        could_not_run=[error for o in outcomes for error in o.could_not_run],
     )
 
 

@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator
@@ -30,6 +29,7 @@ from typing import Any
 
 from .errors import ModelHTTPError, ModelUnavailableError
 from .model import ModelResponse, OpenAIModel
+from .paths import home, private_dir
 from .tools import ANSWER_TOOL
 from .windows import context_window
 
@@ -113,7 +113,7 @@ class LocalServer:
             raise ModelUnavailableError("the embedded local model needs llama-cpp-python, which is not installed",
                                         install_hint())
         port = _free_port()
-        log_path = Path(tempfile.gettempdir()) / f"react_agent_llama_{port}.log"
+        log_path = server_log_path(port)
         argv = [sys.executable, "-m", "react_agent._llama_child", str(os.getpid()), "--",
                 "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
                 "--chat_format", "chatml-function-calling", "--model_alias", LOCAL_NAME, "--n_ctx", str(n_ctx)]
@@ -137,9 +137,9 @@ class LocalServer:
                         return
             except OSError:
                 time.sleep(0.2)
-        self.stop()
+        self.stop(keep_log=True)
         raise ModelUnavailableError(f"the local llama.cpp server did not answer within {timeout:g}s",
-                                    f"see {self.log_path}")
+                                    f"see its log {self.log_path}")
 
     def died(self) -> ModelUnavailableError:
         code = self.process.returncode
@@ -148,17 +148,30 @@ class LocalServer:
                 "the local llama.cpp server died with SIGILL: its build uses CPU instructions this machine traps "
                 "(often Intel AMX in a VM)",
                 f"reinstall with CMAKE_ARGS=\"-DCMAKE_C_FLAGS='{NO_AMX}' -DCMAKE_CXX_FLAGS='{NO_AMX}'\" "
-                f"{sys.executable} -m pip install --no-cache-dir --force-reinstall llama-cpp-python")
-        tail = self.log_path.read_text(errors="replace")[-600:]
-        return ModelUnavailableError(f"the local llama.cpp server exited with code {code}", f"its log ends: {tail}")
+                f"{sys.executable} -m pip install --no-cache-dir --force-reinstall llama-cpp-python "
+                "(or `make install-local`)")
+        tail = self.log_path.read_text(errors="replace")[-600:] if self.log_path.is_file() else ""
+        return ModelUnavailableError(f"the local llama.cpp server exited with code {code}",
+                                     f"its log {self.log_path} ends: {tail}")
 
-    def stop(self) -> None:
+    def stop(self, *, keep_log: bool = False) -> None:
+        """Stop the server. Its log is deleted when it was still running (a clean exit: nothing to read)
+        unless ``keep_log``; a server that died keeps its log, which its error names."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait()
+            if not keep_log:
+                self.log_path.unlink(missing_ok=True)
+
+
+def server_log_path(port: int) -> Path:
+    """Where a local server writes its output: ``$REACT_AGENT_HOME/logs`` (default ``.react_agent/logs``),
+    one file per server, deleted when it stops cleanly."""
+    return private_dir(home() / "logs").resolve() / f"llama-{port}.log"
 
 
 _servers: dict[Path, LocalServer] = {}

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 
 from .errors import IncompleteResponseError, ModelHTTPError, UnexpectedModelBehavior
 from .log import logger
+from .redact import redact_url
 from .usage import Usage
 
 if TYPE_CHECKING:
@@ -326,9 +327,10 @@ class OpenAIModel:
                 stream_cls=None,
             )
         except openai.APIStatusError as exc:
-            raise ModelHTTPError(exc.status_code, exc.body, exc.message) from exc
+            raise ModelHTTPError(exc.status_code, exc.body, exc.message, url=redact_url(str(exc.request.url))) from exc
         except openai.APIConnectionError as exc:  # includes timeouts, after the SDK's retries
-            raise ModelHTTPError(None, None, f"{type(exc).__name__}: {exc}") from exc
+            raise ModelHTTPError(None, None, f"{type(exc).__name__}: {exc}",
+                                 url=redact_url(str(exc.request.url))) from exc
 
     async def complete(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], settings: dict[str, Any]

@@ -29,12 +29,17 @@ class Prompts:
         self.dirs = [Path(d) for d in (dirs or [])]
 
     @cached_property
+    def search_path(self) -> list[Path]:
+        """The folders a template is looked up in, in order, each once (a task file's ``../prompts`` is
+        often the package's own default folder)."""
+        return list(dict.fromkeys(d.resolve() for d in [*self.dirs, default_prompt_dir()]))
+
+    @cached_property
     def env(self) -> Environment:
         import jinja2  # noqa: PLC0415 - deferred: keeps `import react_agent` fast
 
-        search = [str(d) for d in [*self.dirs, default_prompt_dir()]]
         return jinja2.Environment(
-            loader=jinja2.FileSystemLoader(search),
+            loader=jinja2.FileSystemLoader([str(d) for d in self.search_path]),
             undefined=jinja2.StrictUndefined,
             autoescape=False,  # noqa: S701 - prompts are plain text for a model, not HTML
             keep_trailing_newline=False,
@@ -48,7 +53,7 @@ class Prompts:
         try:
             return self.env.get_template(name).render(**variables).strip()
         except jinja2.TemplateNotFound:
-            looked = ", ".join(str(d) for d in dict.fromkeys(p.resolve() for p in [*self.dirs, default_prompt_dir()]))
+            looked = ", ".join(str(d) for d in self.search_path)
             raise PromptError(name, f"template not found (looked in {looked})") from None
         except jinja2.UndefinedError as exc:
             raise PromptError(name, f"missing variable: {exc.message}") from None

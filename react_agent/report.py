@@ -25,26 +25,42 @@ def _clip(text: str, limit: int = CLIP) -> str:
 class TracePrinter:
     """A hook that prints each step as it ends. Nested runs (a router's classifier and specialist, whose
     events reach this hook too) are indented under their parent; runs of agents called as tools are
-    listed, indented, when their parent ends: agent, status, tools used, tokens, cost."""
+    listed, indented, when their parent ends: agent, status, tools used, tokens, cost.
 
-    def __init__(self, console: Console) -> None:
+    With ``stream_text=True`` the model's text is printed as it streams (``TextDelta``), and the step's
+    summary then leaves out the thought or answer already shown."""
+
+    def __init__(self, console: Console, *, stream_text: bool = False) -> None:
         self.console = console
+        self.stream_text = stream_text
         self._open: list[str] = []  # run ids of the runs under way, outermost first
         self._seen: set[str] = set()  # run ids whose events were printed
+        self._streamed = False  # text of the current step was printed as it came
 
     def __call__(self, event: Event) -> None:
         from rich.markup import escape  # noqa: PLC0415
 
-        from .steps import RunEnd, RunStart, StepEnd  # noqa: PLC0415
+        from .steps import RunEnd, RunStart, StepEnd, TextDelta  # noqa: PLC0415
 
         pad = "  " * len(self._open)
+        if isinstance(event, TextDelta):
+            if self.stream_text and event.text:
+                if not self._streamed:  # the step's header first, then its text as it comes
+                    self.console.print(f"{pad}[dim]step {event.step + 1}[/]")
+                    self.console.print(f"{pad}  ", end="")
+                self._streamed = True
+                self.console.print(escape(event.text), end="")
+            return
         if isinstance(event, RunStart):
             self._open.append(event.run_id)
             self._seen.add(event.run_id)
             self.console.print(f"{pad}[bold]» {escape(event.agent)}[/]  session {event.session}  run {event.run_id}")
             self.console.print(f"{pad}  [bold]Input:[/] {escape(_clip(event.input))}")
         elif isinstance(event, StepEnd):
-            self.print_step(event.step, indent=max(len(self._open) - 1, 0))
+            if self._streamed:
+                self.console.print()
+            self.print_step(event.step, indent=max(len(self._open) - 1, 0), text_shown=self._streamed)
+            self._streamed = False
         elif isinstance(event, RunEnd):
             if event.result.run_id in self._open:
                 self._open.remove(event.result.run_id)
@@ -88,19 +104,21 @@ class TracePrinter:
         for child in result.children:
             self.print_tree(child, indent + 1)
 
-    def print_step(self, step: Step, indent: int = 0) -> None:
+    def print_step(self, step: Step, indent: int = 0, *, text_shown: bool = False) -> None:
+        """``text_shown``: the step's text (thought or answer) was already printed as it streamed."""
         from rich.markup import escape  # noqa: PLC0415
 
         pad = "  " * indent
         out = self.console.print
-        out(f"{pad}  [dim]step {step.index + 1}[/]")
-        if step.thought:
+        if not text_shown:
+            out(f"{pad}  [dim]step {step.index + 1}[/]")
+        if step.thought and not text_shown:
             out(f"{pad}    [cyan]Thought:[/] {escape(_clip(step.thought))}")
         for action, obs in zip(step.actions, step.observations, strict=False):
             out(f"{pad}    [yellow]Action:[/] {escape(action.name)}({escape(_clip(action.arguments, 300))})")
             tag = "" if obs.ok else f" [red]({obs.kind})[/]"
             out(f"{pad}    [magenta]Observation{tag}:[/] {escape(_clip(obs.content))}")
-        if step.answer is not None:
+        if step.answer is not None and not text_shown:
             out(f"{pad}    [green]Answer:[/] {escape(_clip(step.answer, 2000))}")
         if step.note:
             out(f"{pad}    [red]Sent back:[/] {escape(step.note)}")

@@ -26,8 +26,8 @@ from .stores import Store
 if TYPE_CHECKING:
     from .router import Router
 
-__all__ = ["MAX_INPUT_CHARS", "AgentSpec", "Check", "TaskFile", "TaskOutcome", "TaskSpec", "build_agent",
-           "build_runner", "check_result", "load_task_file", "run_task"]
+__all__ = ["COULD_NOT_RUN_ERRORS", "MAX_INPUT_CHARS", "AgentSpec", "Check", "TaskFile", "TaskOutcome", "TaskSpec",
+           "build_agent", "build_runner", "check_result", "could_not_run", "load_task_file", "run_task"]
 
 
 MAX_INPUT_CHARS = 100_000  # one user turn of a task
@@ -279,6 +279,7 @@ def build_agent(task_file: TaskFile, name: str | None = None, *, model: str | Mo
         variables={**spec.variables, **(variables or {})}, store=store, answer_tool=True if spec.routes else None,
         **_transport(spec),
     )
+    agent.origin = f"{task_file.path}: agent {spec.name!r}"  # a prompt error names the file and the field
     built[spec.name] = agent
     for other in spec.agents_as_tools:
         agent.add_tool(build_agent(task_file, other, model=model, store=store, variables=variables,
@@ -371,6 +372,16 @@ def check_result(task: TaskSpec, results: list[RunResult], output_type: type[Bas
     return checks
 
 
+# A run that ended with one of these errors never got the model's answers: it could not run.
+COULD_NOT_RUN_ERRORS = frozenset({"ModelHTTPError", "IncompleteResponseError", "ModelUnavailableError"})
+
+
+def could_not_run(results: list[RunResult]) -> list[str]:
+    """The errors of the runs (nested ones included) that ended because the model could not be asked."""
+    return [r.error or r.error_type or "" for r in _run_tree(results)
+            if r.status == "error" and r.error_type in COULD_NOT_RUN_ERRORS]
+
+
 class TaskOutcome(BaseModel):
     task: str
     results: list[RunResult]
@@ -379,6 +390,10 @@ class TaskOutcome(BaseModel):
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
+
+    @property
+    def could_not_run(self) -> list[str]:
+        return could_not_run(self.results)
 
 
 async def run_task(task_file: TaskFile, task: TaskSpec, *, model: str | Model | None = None,

@@ -249,6 +249,9 @@ class Tool:
 
 
 def describe_validation_error(tool: Tool, raw: str, exc: ValidationError) -> str:
+    """What the model needs to fix the call: each problem, and for each argument involved only its own
+    expected type (or allowed values), whether it is required, and its description — not the whole
+    schema again. (Arguments that are not JSON still get the schema: nothing in them can be trusted.)"""
     errors = exc.errors(include_url=False)
     if errors and errors[0]["type"] == "json_invalid":
         return (
@@ -258,10 +261,41 @@ def describe_validation_error(tool: Tool, raw: str, exc: ValidationError) -> str
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in errors
     )
-    return (
-        f"Invalid arguments for {tool.name!r}: {problems}. "
-        f"Expected: {json.dumps(tool.schema()['function']['parameters'])}"
-    )
+    parameters = tool.schema()["function"]["parameters"]
+    involved = [str(err["loc"][0]) for err in errors if err["loc"]]
+    if len(involved) < len(errors):  # the arguments as a whole were wrong (e.g. not an object): list them all
+        involved += list(parameters.get("properties", {}))
+    hints = "; ".join(argument_hint(parameters, name) for name in dict.fromkeys(involved))
+    return f"Invalid arguments for {tool.name!r}: {problems}. Fix: {hints or 'send {} (it takes no arguments)'}."
+
+
+def argument_hint(parameters: dict[str, Any], name: str) -> str:
+    """One argument of a tool's JSON schema in a line: ``name (type, required): description``."""
+    properties = parameters.get("properties", {})
+    if name not in properties:
+        known = ", ".join(properties) or "none"
+        return f"{name} is not an argument of this tool (its arguments: {known})"
+    prop = properties[name]
+    default = json.dumps(prop["default"]) if "default" in prop else "none"
+    required = "required" if name in parameters.get("required", []) else f"optional, default {default}"
+    description = f": {prop['description'].rstrip('. ')}" if prop.get("description") else ""
+    return f"{name} ({_kind(prop, parameters.get('$defs', {}))}, {required}){description}"
+
+
+def _kind(prop: dict[str, Any], defs: dict[str, Any]) -> str:
+    """A schema's type in a few words: ``string``, ``one of "a", "b"``, ``array of integer``, ``object``."""
+    if "$ref" in prop:
+        prop = {**defs.get(prop["$ref"].rsplit("/", 1)[-1], {}), **{k: v for k, v in prop.items() if k != "$ref"}}
+    if "enum" in prop:
+        return "one of " + ", ".join(json.dumps(v) for v in prop["enum"])
+    if "const" in prop:
+        return f"exactly {json.dumps(prop['const'])}"
+    if "anyOf" in prop:
+        return " or ".join(dict.fromkeys(_kind(option, defs) for option in prop["anyOf"]))
+    kind = prop.get("type", "any value")
+    if kind == "array":
+        return f"array of {_kind(prop.get('items', {}), defs)}"
+    return str(kind)
 
 
 def _build_args_model(

@@ -17,6 +17,7 @@ to LOG_FILE, synced, so the test counts executions across kills.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import sys
@@ -25,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from react_agent import Agent, DiskStore, Tool, UserError, tool
+from react_agent import Agent, DiskStore, Tool, UserError, faults, tool
 from react_agent.model import ModelResponse
 from react_agent.testing import Request, ScriptedModel, reply, tool_call, tool_calls
 
@@ -143,10 +144,8 @@ def agent(variant: str, store: DiskStore, log: Path) -> Agent:
 
 def count_points() -> Counter[str]:
     """Count every crash point reached instead of crashing (each module holds its own ``point``)."""
-    import react_agent.loop  # noqa: PLC0415, F401 - load every module that holds a crash point
-    import react_agent.stores.disk  # noqa: PLC0415, F401
-    from react_agent import faults  # noqa: PLC0415
-
+    for name in ("react_agent.loop", "react_agent.journal", "react_agent.stores.disk"):  # where points are
+        importlib.import_module(name)
     hits: Counter[str] = Counter()
     original = faults.point
 
@@ -164,7 +163,6 @@ def main(phase: str, folder: str, log_file: str, variant: str) -> None:
     log = Path(log_file)
     worker = agent(variant, store, log)
     hits = count_points() if phase == "count" else None
-    summary: dict[str, Any]
     if phase in ("run", "count") or store.run(RUN_ID) is None:  # died before its first commit: start over
         result = worker.run_sync(QUESTION, session=SESSION, run_id=RUN_ID)
     else:
@@ -173,7 +171,8 @@ def main(phase: str, folder: str, log_file: str, variant: str) -> None:
         except UserError as exc:  # the run's end was committed before the kill
             print(json.dumps({"ended": str(exc)}))
             return
-    summary = {"status": result.status, "output": result.output, "steps": len(result.steps), "error": result.error}
+    summary: dict[str, Any] = {"status": result.status, "output": result.output, "steps": len(result.steps),
+                               "error": result.error}
     if hits is not None:
         summary["hits"] = dict(hits)
     print(json.dumps(summary))

@@ -78,12 +78,13 @@ def test_interrupted_run_resumes_from_the_cli(project: Path, monkeypatch: pytest
     use_model(monkeypatch, first)
     monkeypatch.setenv("CRASH", "1")
     assert main(["run", "tasks.yaml"]) == 130
-    assert "resume RUN_ID" in capsys.readouterr().err
+    err = capsys.readouterr().err
     assert (project / "calls.log").read_text().split() == ["fetch:a"]
 
     record, = Store().runs()
     run_id = record.run_id
     assert record.status == "running"
+    assert f"`python -m react_agent resume {run_id}` continues" in err  # the id itself, not RUN_ID
 
     second = ScriptedModel([reply("all done")])
     use_model(monkeypatch, second)

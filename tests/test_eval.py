@@ -153,7 +153,8 @@ def test_eval_command_prints_the_report_as_json(tmp_path: Path, monkeypatch: pyt
     assert report["trials"] == 2 and report["accuracy"] == 0.5 and report["pass_k"] == 0.5
     by_case = {c["case"]: c for c in report["cases"]}
     assert set(by_case["sum"]) == {"case", "trials", "passed", "failures", "median_ms", "p95_ms", "tokens",
-                                   "cost_usd"}
+                                   "cost_usd", "could_not_run"}
+    assert by_case["sum"]["could_not_run"] == []
     assert by_case["sum"]["passed"] == 2 and by_case["sum"]["failures"] == []
     assert by_case["sum"]["tokens"] == 60 and by_case["sum"]["cost_usd"] is None  # scripted: no price
     assert by_case["wrong-answer"]["passed"] == 0

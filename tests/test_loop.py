@@ -201,9 +201,11 @@ async def test_malformed_call_becomes_an_observation_and_the_run_goes_on(name, a
     assert_valid_history(model)
 
 
-async def test_invalid_arguments_describe_the_expected_schema():
+async def test_invalid_arguments_describe_only_the_failing_argument():
     result, _ = await run([tool_call("add", {"a": 1}), reply("ok")])
-    assert '"required": ["a", "b"]' in result.steps[0].observations[0].content
+    content = result.steps[0].observations[0].content
+    assert content == "Invalid arguments for 'add': b: Field required. Fix: b (integer, required)."
+    assert '"properties"' not in content  # not the whole schema again
 
 
 # -- bounded retries -------------------------------------------------------------------------------

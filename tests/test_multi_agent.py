@@ -287,7 +287,7 @@ def test_chat_on_a_router_task_file_routes_each_message(monkeypatch, capsys) -> 
         reply("Your refund was sent."),
     ])
     monkeypatch.setattr(agent_module, "resolve_model", lambda *args, **kwargs: model)
-    lines = iter(["Was I refunded for order 1003?", ""])
+    lines = iter(["Was I refunded for order 1003?", "/exit"])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
     assert main(["chat", str(ROOT / "tasks" / "router.yaml"), "--session", "c1"]) == 0
     out = capsys.readouterr().out

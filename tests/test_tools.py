@@ -246,3 +246,27 @@ def test_render_result():
     assert render_result(Point(x=1, y=2)) == '{"x":1,"y":2}'
     assert render_result({"p": Point(x=1, y=2), "é": None}) == '{"p": {"x": 1, "y": 2}, "é": null}'
     assert render_result({1, 2}) in ('"{1, 2}"', '"{2, 1}"')
+
+
+async def test_invalid_arguments_name_only_what_the_model_must_fix():
+    @tool
+    def find(query: str, sort: Literal["new", "top"] = "new", limit: int = 10) -> str:
+        """Find things.
+
+        Args:
+            query: what to look for.
+            sort: the order of the results.
+            limit: how many to return.
+        """
+        return query
+
+    wrong_type = (await find.invoke('{"query": 3}')).content
+    assert wrong_type == ("Invalid arguments for 'find': query: Input should be a valid string. "
+                          "Fix: query (string, required): what to look for.")
+    bad_choice = (await find.invoke('{"query": "x", "sort": "old"}')).content
+    assert 'Fix: sort (one of "new", "top", optional, default "new"): the order of the results.' in bad_choice
+    assert "limit" not in bad_choice and "query (" not in bad_choice  # the arguments that were fine stay out
+    extra = (await find.invoke('{"query": "x", "page": 2}')).content
+    assert "page is not an argument of this tool (its arguments: query, sort, limit)" in extra
+    not_an_object = (await find.invoke("[1]")).content
+    assert "query (string, required)" in not_an_object and "limit (integer, optional, default 10)" in not_an_object
