@@ -11,7 +11,7 @@ backend never interprets entries — it only has to
 
 That is the whole contract; the crash-safety rules (what is durable when, what resume does) live in
 ``react_agent.journal`` above it and hold for every backend that keeps this contract. One contract
-test suite (``tests/test_store_contract.py``) runs on every backend.
+test suite (``tests/test_store.py``) runs on every backend.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreCorruptError
+from ..faults import point
 from ..paths import default_store_path, private_dir
 from .base import Entry, RunRecord, SessionInfo, Store
 
@@ -119,7 +120,9 @@ class DiskStore(Store):
             for entry in entries:
                 while not cache.add(f"e:{session}:{seq}", entry):  # another writer got there first
                     seq += 1
-                first = seq if first is None else first
+                if first is None:
+                    first = seq
+                    point("write:inside")  # the kill -9 tests: a death here must roll the whole commit back
                 seq += 1
             for record in runs:
                 if cache.get(f"r:{record.run_id}") is None:
