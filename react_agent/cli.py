@@ -19,11 +19,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from .errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
 
     from .agent import Agent
+    from .approval import Decision
     from .recording import Mode
     from .router import Router
+    from .steps import RunResult
+    from .stores import RunRecord
     from .tasks import TaskFile, TaskOutcome
 
 __all__ = ["main"]
@@ -111,6 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("run_id", help="the run id (printed when a run is interrupted; see `sessions show`)")
     resume.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    _approval_commands(add)
+
     evaluate = add("eval", "evaluate an agent on a suite: accuracy, pass^k, latency, cost")
     evaluate.add_argument("suite", type=Path, help="a task file whose tasks are the cases (e.g. tasks/eval/*.yaml)")
     evaluate.add_argument("--trials", type=_trials, default=1, help=f"runs per case, 1..{MAX_TRIALS} (default: 1)")
@@ -121,6 +128,26 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cassettes", type=Path, help=_CASSETTES_HELP)
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
+
+
+def _approval_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    runs = add("runs", "list runs, e.g. the ones awaiting approval")
+    runs.add_argument("action", choices=["list"], help="list runs, oldest first")
+    runs.add_argument("--status", help="only runs with this status (e.g. awaiting_approval, running, error)")
+    runs.add_argument("--session", help="only this session's runs")
+    runs.add_argument("--json", action="store_true", help="print the run records as JSON")
+
+    approve = add("approve", "approve the calls a paused run waits for, then continue it")
+    approve.add_argument("run_id", help="the paused run (see `runs list --status awaiting_approval`)")
+    approve.add_argument("call_ids", nargs="*", help="the calls to approve (default: every waiting call)")
+    approve.add_argument("--arguments", help="run the call with these arguments instead (a JSON object; one call)")
+    approve.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    deny = add("deny", "deny the calls a paused run waits for (the model reads the reason), then continue it")
+    deny.add_argument("run_id", help="the paused run (see `runs list --status awaiting_approval`)")
+    deny.add_argument("call_ids", nargs="*", help="the calls to deny (default: every waiting call)")
+    deny.add_argument("--reason", required=True, help="why: the model sees it as the call's result")
+    deny.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,8 +221,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = _console(quiet=args.json)
     started = time.perf_counter()
 
+    decide = _terminal_decider(console) if mode is None and not args.json and sys.stdin.isatty() else None
     outcomes = [run_one(task_file, task, mode=mode, cassettes=args.cassettes, model=args.model, console=console,
-                        quiet=args.json) for task in selected]
+                        quiet=args.json, decide=decide) for task in selected]
     if args.json:
         _dump([_outcome_json(o) for o in outcomes])
     else:
@@ -263,8 +291,19 @@ async def _chat_turn(agent: Agent | Router, text: str, session: str, metadata: d
     if not isinstance(agent, Agent):  # a router answers through its nested runs, whole
         await agent.run(text, session=session, metadata=metadata)
         return
-    async for _ in agent.stream(text, session=session, metadata=metadata):  # the printer hook shows it
-        pass
+    decide = _terminal_decider(_console()) if sys.stdin.isatty() else None
+    events = agent.stream(text, session=session, metadata=metadata)
+    while True:
+        result = None
+        async for event in events:  # the printer hook shows them
+            result = getattr(event, "result", None) or result
+        if result is None or result.status != "awaiting_approval":
+            return
+        approvals = decide(result) if decide is not None else None
+        if not approvals:
+            _print_pending(_console(), result)
+            return
+        events = agent.stream("", run_id=result.run_id, resume=True, approvals=approvals)
 
 
 def _chat_runner(task_file: Path | None, name: str | None, model: str | None) -> Agent | Router:
@@ -393,33 +432,144 @@ def _where(store: Path) -> str:
 
 # -- resume ---------------------------------------------------------------------------------------
 def cmd_resume(args: argparse.Namespace) -> int:
-    from .journal import RESUMABLE  # noqa: PLC0415
-    from .report import TracePrinter  # noqa: PLC0415
+    return _continue(args, _paused_or_crashed(args.run_id), None)
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from .approval import Approve  # noqa: PLC0415
+
+    record = _paused_or_crashed(args.run_id, paused=True)
+    calls = _chosen_calls(record, args.call_ids)
+    arguments = None
+    if args.arguments is not None:
+        if len(calls) != 1:
+            raise UserError(f"--arguments edits one call; name it (waiting: {calls})")
+        try:
+            arguments = json.loads(args.arguments)
+        except ValueError as exc:
+            raise UserError(f"--arguments is not JSON: {exc}") from None
+        if not isinstance(arguments, dict):
+            raise UserError("--arguments must be a JSON object")
+    return _continue(args, record, dict.fromkeys(calls, Approve(arguments)))
+
+
+def cmd_deny(args: argparse.Namespace) -> int:
+    from .approval import Deny  # noqa: PLC0415
+
+    record = _paused_or_crashed(args.run_id, paused=True)
+    calls = _chosen_calls(record, args.call_ids)
+    return _continue(args, record, dict.fromkeys(calls, Deny(args.reason)))
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
     from .stores import DiskStore  # noqa: PLC0415
-    from .tasks import build_agent, load_task_file  # noqa: PLC0415
 
     store = DiskStore()
-    record = store.run(args.run_id) if store.path.exists() else None
+    records = store.runs(session=args.session, status=args.status) if store.path.exists() else []
+    if args.json:
+        _dump([r.model_dump(mode="json") for r in records])
+        return 0
+    print(f"{len(records)} run(s) in {_where(store.path)}")
+    if records:
+        print("RUN\tSTATUS\tAGENT\tSESSION\tSTARTED\tWAITING")
+    for r in records:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started))
+        waiting = ", ".join(f"{p['call_id']}={p['tool']}" for p in r.pending) or "-"
+        print(f"{r.run_id}\t{r.status}\t{r.agent}\t{r.session}\t{started}\t{waiting}")
+    return 0
+
+
+def _paused_or_crashed(run_id: str, *, paused: bool = False) -> RunRecord:
+    from .journal import RESUMABLE  # noqa: PLC0415
+    from .stores import DiskStore  # noqa: PLC0415
+
+    store = DiskStore()
+    record = store.run(run_id) if store.path.exists() else None
     if record is None:
-        raise UserError(f"no run with id {args.run_id!r} in {_where(store.path)}")
+        raise UserError(f"no run with id {run_id!r} in {_where(store.path)}")
+    if paused and record.status != "awaiting_approval":
+        raise UserError(f"run {run_id} is not awaiting approval (status {record.status!r})")
     if record.status not in RESUMABLE:
-        raise UserError(f"run {args.run_id} already ended with status {record.status!r}")
+        raise UserError(f"run {run_id} already ended with status {record.status!r}")
+    return record
+
+
+def _chosen_calls(record: RunRecord, call_ids: list[str]) -> list[str]:
+    """The calls a command decides: those named, which must be every waiting call (a run goes on once
+    all its waiting calls are decided), or all of them when none is named."""
+    waiting = [p["call_id"] for p in record.pending]
+    if unknown := [c for c in call_ids if c not in waiting]:
+        raise UserError(f"run {record.run_id} does not wait for {unknown}; waiting: {waiting}")
+    if call_ids and (rest := [c for c in waiting if c not in call_ids]):
+        raise UserError(f"run {record.run_id} also waits for {rest}: decide every waiting call at once "
+                        "(name none to decide them all alike, or decide them in code with agent.resume)")
+    return call_ids or waiting
+
+
+def _continue(args: argparse.Namespace, record: RunRecord, approvals: dict[str, Decision] | None) -> int:
+    """Rebuild the agent that started the run (``run`` or ``chat``) and take the run up again."""
+    from .report import TracePrinter  # noqa: PLC0415
+    from .tasks import build_agent, could_not_run, load_task_file  # noqa: PLC0415
+
     meta = record.metadata
     if meta.get("task_file"):  # from `run`, or from `chat` on a task file: that file's agent
         agent = build_agent(load_task_file(meta["task_file"]), record.agent, model=meta.get("model"))
     elif meta.get("chat"):  # `chat` without a task file: the same plain assistant
         agent = _assistant(meta.get("model"))
     else:
-        raise UserError(f"run {args.run_id} was not started by `run` or `chat`; resume it in code with "
-                        "agent.run(..., session=..., resume=True)")
+        raise UserError(f"run {record.run_id} was not started by `run` or `chat`; continue it in code with "
+                        "agent.resume(run_id, approvals)")
+    console = _console()
     if not args.json:
-        agent.hooks.append(TracePrinter(_console()))
-    result = agent.run_sync("", run_id=args.run_id, resume=True)
+        agent.hooks.append(TracePrinter(console))
+    result = agent.run_sync("", run_id=record.run_id, resume=True, approvals=approvals)
     if args.json:
         _dump(result.model_dump(mode="json"))
-    from .tasks import could_not_run  # noqa: PLC0415
-
+    elif result.status == "awaiting_approval":
+        _print_pending(console, result)
     return _exit_code(could_not_run([result]), result.status == "completed")
+
+
+def _print_pending(console: Console, result: RunResult) -> None:
+    from rich.markup import escape  # noqa: PLC0415
+
+    console.print(f"run {result.run_id} awaits approval:")
+    for p in result.pending:
+        console.print(f"  {escape(p.call_id)}: {escape(p.tool)}({escape(p.arguments)}) — {escape(p.reason)}")
+    console.print(f"  continue with `python -m react_agent approve {result.run_id}` or "
+                  f"`python -m react_agent deny {result.run_id} --reason ...`")
+
+
+def _terminal_decider(console: Console) -> Callable[[RunResult], dict[str, Decision] | None]:
+    """Ask the person at the terminal about each waiting call: approve, deny (with a reason), edit the
+    arguments, or leave the run paused for later (`approve` / `deny`)."""
+    from .approval import Approve, Deny  # noqa: PLC0415
+
+    def decide(result: RunResult) -> dict[str, Decision] | None:
+        _print_pending(console, result)
+        decisions: dict[str, Decision] = {}
+        for p in result.pending:
+            while True:
+                answer = input(f"{p.call_id} {p.tool}: [a]pprove, [d]eny, [e]dit arguments, [l]ater? ").strip()
+                if answer in ("a", "approve"):
+                    decisions[p.call_id] = Approve()
+                elif answer in ("d", "deny"):
+                    decisions[p.call_id] = Deny(input("reason: ").strip() or "denied at the terminal")
+                elif answer in ("e", "edit"):
+                    try:
+                        edited = json.loads(input("arguments (a JSON object): "))
+                    except ValueError as exc:
+                        console.print(f"not JSON: {exc}")
+                        continue
+                    decisions[p.call_id] = Approve(edited if isinstance(edited, dict) else None)
+                elif answer in ("l", "later", ""):
+                    return None
+                else:
+                    continue
+                break
+        return decisions
+
+    return decide
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -442,5 +592,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return _exit_code([e for c in report.cases for e in c.could_not_run], report.accuracy == 1.0)
 
 
-COMMANDS = {"run": cmd_run, "chat": cmd_chat, "tools": cmd_tools, "sessions": cmd_sessions,
+COMMANDS = {"run": cmd_run, "chat": cmd_chat, "tools": cmd_tools, "sessions": cmd_sessions, "runs": cmd_runs,
+            "approve": cmd_approve, "deny": cmd_deny,
             "resume": cmd_resume, "eval": cmd_eval}

@@ -123,7 +123,8 @@ class Router:
                             answer=answer.output)
             result = RunResult(run_id=run_id, agent=self.name, session=session, model=answer.model,
                                status=answer.status, output=output, error=answer.error,
-                               error_type=answer.error_type, children=[decision, answer])
+                               error_type=answer.error_type, children=[decision, answer],
+                               pending=answer.pending)  # the specialist's run id continues it
         result.ms = (time.perf_counter() - started) * 1000
         await self._emit(RunEnd(result))
         return result

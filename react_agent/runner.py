@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .stores import DiskStore
-from .tasks import TaskFile, TaskOutcome, TaskSpec, run_task
+from .tasks import Decider, TaskFile, TaskOutcome, TaskSpec, run_task
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -58,14 +58,14 @@ def replay_cassette(folder: Path, task_file: TaskFile, task_name: str, trial: in
 
 
 def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes: Path | None, model: str | None,
-            console: Console, quiet: bool, trial: int | None = None) -> TaskOutcome:
+            console: Console, quiet: bool, trial: int | None = None, decide: Decider | None = None) -> TaskOutcome:
     """One task, live or through a cassette (``cassettes`` is the folder, by default the task file's
     ``default_cassettes``). Recorded and replayed runs get a fresh store and state."""
     from .report import TracePrinter  # noqa: PLC0415
 
     printer = None if quiet else TracePrinter(console)
     if mode is None:
-        return asyncio.run(run_task(task_file, task, model=model, on_event=printer))
+        return asyncio.run(run_task(task_file, task, model=model, on_event=printer, decide=decide))
     from .model import resolve_model  # noqa: PLC0415
     from .recording import cassette, replay_model  # noqa: PLC0415
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,7 +24,10 @@ from .steps import RunResult
 from .stores import Store
 
 if TYPE_CHECKING:
+    from .approval import Decision
     from .router import Router
+
+Decider = Callable[[RunResult], "Mapping[str, Decision] | None"]  # decisions on a paused run, or None to stop
 
 __all__ = ["COULD_NOT_RUN_ERRORS", "MAX_INPUT_CHARS", "AgentSpec", "Check", "TaskFile", "TaskOutcome", "TaskSpec",
            "build_agent", "build_runner", "check_result", "could_not_run", "load_task_file", "run_task"]
@@ -398,8 +401,9 @@ class TaskOutcome(BaseModel):
 
 async def run_task(task_file: TaskFile, task: TaskSpec, *, model: str | Model | None = None,
                    store: Store | None = None, variables: dict[str, Any] | None = None,
-                   on_event: Callable[[Any], None] | None = None) -> TaskOutcome:
-    """Run every input of one task on one session; then check the expectations."""
+                   on_event: Callable[[Any], None] | None = None, decide: Decider | None = None) -> TaskOutcome:
+    """Run every input of one task on one session; then check the expectations. A run that pauses for
+    approval goes on with ``decide``'s decisions (a person at a terminal), else the task stops there."""
     import uuid  # noqa: PLC0415
 
     agent = build_runner(task_file, task.agent, model=model, store=store, variables=variables)
@@ -408,9 +412,13 @@ async def run_task(task_file: TaskFile, task: TaskSpec, *, model: str | Model | 
     session = task.session or f"{task.name}-{uuid.uuid4().hex[:8]}"
     results = []
     for text in task.inputs:
-        results.append(await agent.run(text, session=session, metadata={
-            "task_file": str(task_file.path.resolve()), "task": task.name}))
-        if results[-1].status == "error":
+        result = await agent.run(text, session=session, metadata={
+            "task_file": str(task_file.path.resolve()), "task": task.name})
+        while (decide is not None and result.status == "awaiting_approval" and isinstance(agent, Agent)
+               and (approvals := decide(result))):
+            result = await agent.resume(result.run_id, approvals)
+        results.append(result)
+        if result.status in ("error", "awaiting_approval"):
             break
     return TaskOutcome(task=task.name, results=results, checks=check_result(task, results, agent.output_type))
 
