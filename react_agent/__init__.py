@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .agent import Agent, Hook
     from .approval import Approve, Deny, PendingCall
+    from .guardrails import Guardrail
     from .errors import (
         ContextBudgetExceeded,
         DuplicateToolError,
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from .windows import register_context_window
 
 __all__ = [
-    "Agent", "Approve", "ContextBudgetExceeded", "Deny", "DiskStore", "DuplicateToolError", "Event", "Hook",
+    "Agent", "Approve", "ContextBudgetExceeded", "Deny", "DiskStore", "DuplicateToolError", "Event", "Guardrail", "Hook",
     "HookError",
     "IncompleteResponseError", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry", "ModelUnavailableError",
     "Observation", "OpenAIModel", "PendingCall", "PluginError", "PromptError", "ReactAgentError",
@@ -65,7 +66,7 @@ __all__ = [
 
 _WHERE = {
     "Agent": "agent", "Hook": "agent", "configure_logging": "log",
-    **dict.fromkeys(["Approve", "Deny", "PendingCall"], "approval"),
+    **dict.fromkeys(["Approve", "Deny", "PendingCall"], "approval"), "Guardrail": "guardrails",
     **dict.fromkeys(["DiskStore", "RunRecord", "Session", "SessionInfo", "Store"], "stores"),
     "Model": "model", "ModelResponse": "model", "OpenAIModel": "model", "Tool": "tools", "ToolContext": "tools",
     "tool": "tools", "Usage": "usage", "register_price": "usage", "Route": "router", "Routed": "router",

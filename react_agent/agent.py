@@ -24,6 +24,7 @@ from .stores import DiskStore, Store
 from .tools import Tool, ToolContext, answer_tool, describe_validation_error, tool
 
 if TYPE_CHECKING:
+    from .guardrails import Guardrail
     from .history import Turn
     from .loop import RunState
     from .stores.base import RunRecord
@@ -66,6 +67,8 @@ class Agent:
         hooks: Iterable[Hook] = (),
         answer_tool: bool | None = None,
         untrusted_policy: UntrustedPolicy = "approve",
+        input_guardrails: Iterable[Guardrail] = (),
+        output_guardrails: Iterable[Guardrail] = (),
     ) -> None:
         self.name = name
         self.instructions = instructions
@@ -93,6 +96,8 @@ class Agent:
         self.origin = f"agent {name!r}"  # where it was configured, for errors (a task file sets its own)
         self._answer_tool = answer_tool
         self.untrusted_policy = untrusted_policy
+        self.input_guardrails = list(input_guardrails)
+        self.output_guardrails = list(output_guardrails)
         self.tools: dict[str, Tool] = {}
         for item in tools:
             self.add_tool(item if isinstance(item, Tool) else tool(item))

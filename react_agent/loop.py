@@ -21,6 +21,7 @@ from .approval import BLOCK, PendingCall, approval_reason, fence
 from .context import ContextWindow, truncate
 from .errors import ReactAgentError, RunError, ToolRetriesExceeded, UnexpectedModelBehavior
 from .faults import point
+from .guardrails import first_refusal
 from .history import Turn
 from .journal import Journal, unknown_outcome
 from .model import ModelResponse, RawToolCall
@@ -118,20 +119,17 @@ async def run_loop(state: RunState, *, stream: bool = False) -> AsyncGenerator[E
     yield RunStart(state.run_id, agent.name, state.session, _last_user_text(state.history))
     next_step: NextStep = RunAgain()
     result: RunResult | None = None
-    if (turn := state.resumed) is not None and turn.open:  # after a crash: settle the turn's open calls
-        step = state.current = turn.step_record()
-        step.observations = []
-        at = max(i for i, m in enumerate(state.history) if m is turn.message)
-        del state.history[at + 1:]  # its tool messages are added again, all of them, in call order
+    if (turn := state.resumed) is not None and turn.open:  # after a crash or a pause: settle its open calls
+        step = state.current = _reopen(state, turn)
         calls = [RawToolCall(a.id, a.name, a.arguments) for a in step.actions]
         async with aclosing(_act(state, step, calls, resumed=turn)) as acting:
             async for event in acting:
                 yield event
-        next_step = _after_actions(state, step)
+        next_step = await _guarded(state, _after_actions(state, step))
         result = _close(state, step, next_step)
         yield StepEnd(step)
-    elif turn is not None:  # the crash came after the turn was settled: was it the final answer?
-        next_step = _journaled_answer(state, turn)
+    else:
+        next_step = await _opening(state, turn)
     while isinstance(next_step, RunAgain):
         if limit := _limit_reached(state):
             next_step = limit
@@ -164,11 +162,33 @@ async def run_loop(state: RunState, *, stream: bool = False) -> AsyncGenerator[E
                 _after_actions(state, step))
         else:
             next_step = _conclude(state, step, response)
+        next_step = await _guarded(state, next_step)
         step.ms = (time.perf_counter() - started) * 1000
         result = _close(state, step, next_step)
         yield StepEnd(step)
     assert not isinstance(next_step, RunAgain)
     yield RunEnd(result or finish(state, next_step))
+
+
+async def _opening(state: RunState, turn: Turn | None) -> NextStep:
+    """Before the first request: a resumed run whose last turn gave the final answer ends with it; a new
+    question must pass the input guardrails."""
+    if turn is not None:
+        return await _guarded(state, _journaled_answer(state, turn))
+    if not state.steps and (refusal := await first_refusal(state.agent.input_guardrails,
+                                                           _last_user_text(state.history))):
+        return Stop("blocked", refusal)
+    return RunAgain()
+
+
+def _reopen(state: RunState, turn: Turn) -> Step:
+    """The step of an interrupted turn, taken up again: its tool messages are added anew, all of them
+    in call order, once its open calls are settled."""
+    step = turn.step_record()
+    step.observations = []
+    at = max(i for i, m in enumerate(state.history) if m is turn.message)
+    del state.history[at + 1:]
+    return step
 
 
 def _close(state: RunState, step: Step, next_step: NextStep) -> RunResult | None:
@@ -452,9 +472,18 @@ def _after_actions(state: RunState, step: Step) -> NextStep:
     return RunAgain()
 
 
+async def _guarded(state: RunState, next_step: NextStep) -> NextStep:
+    """A final output must pass the output guardrails (a refused answer stays in the history but is
+    not returned)."""
+    if isinstance(next_step, FinalOutput) and (refusal := await first_refusal(state.agent.output_guardrails,
+                                                                              next_step.output)):
+        return Stop("blocked", refusal)
+    return next_step
+
+
 def _conclude(state: RunState, step: Step, response: ModelResponse) -> NextStep:
-    """No tool call: a final answer — validated against ``output_type`` when there is one. An answer
-    the server cut at its token limit (``finish_reason == "length"``) is never taken for a final one."""
+    """The model's text as the final answer — validated against ``output_type`` when there is one. An
+    answer the server cut at its token limit (``finish_reason == "length"``) is never taken for one."""
     agent = state.agent
     text = (response.text or "").strip()
     step.answer = text

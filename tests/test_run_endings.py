@@ -96,3 +96,42 @@ def test_an_answer_cut_at_the_token_limit_is_not_a_completed_run(store):
     closed(agent, result.run_id, "max_tokens")
     assert_valid_history(model)
     assert store.messages(result.session)[-1] == {"role": "assistant", "content": "The refund is"}
+
+
+# -- guardrails -----------------------------------------------------------------------------------
+def no_card_numbers(text) -> str | None:
+    return "it holds a card number" if "4111" in str(text) else None
+
+
+async def slow_check(text) -> str | None:
+    return None
+
+
+def test_an_input_guardrail_refuses_before_any_request(store):
+    model = ScriptedModel([reply("never")])
+    agent = Agent(model=model, store=store, input_guardrails=[slow_check, no_card_numbers])
+    result = agent.run_sync("my card is 4111 1111 1111 1111")
+    assert (result.status, result.error) == ("blocked", "blocked: it holds a card number")
+    assert model.requests == [] and result.output is None
+    closed(agent, result.run_id, "blocked")
+
+
+def test_an_output_guardrail_withholds_the_answer(store):
+    model = ScriptedModel([tool_call("lookup", {"order": "4111"}), reply("card 4111 on file")])
+    agent = Agent(tools=[lookup], model=model, store=store, output_guardrails=[no_card_numbers])
+    result = agent.run_sync("what card is on order 4111?")
+    assert (result.status, result.output) == ("blocked", None)
+    assert result.error == "blocked: it holds a card number"
+    closed(agent, result.run_id, "blocked")
+    assert store.run(result.run_id).output is None
+
+
+def test_a_guardrail_may_raise_run_blocked_and_answer_tool_outputs_are_checked(store):
+    def strict(output) -> None:
+        raise RunBlocked("nothing leaves today")
+
+    model = ScriptedModel([tool_call("final_answer", {"answer": "42"})])
+    agent = Agent(tools=[lookup], model=model, store=store, answer_tool=True, output_guardrails=[strict])
+    result = agent.run_sync("answer?")
+    assert (result.status, result.error, result.output) == ("blocked", "blocked: nothing leaves today", None)
+    closed(agent, result.run_id, "blocked")
