@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .agent import Agent, Hook
     from .approval import Approve, Deny, PendingCall
-    from .guardrails import Guardrail
     from .errors import (
         ContextBudgetExceeded,
         DuplicateToolError,
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
         UnexpectedModelBehavior,
         UserError,
     )
+    from .guardrails import Guardrail
     from .log import configure_logging
     from .model import Model, ModelResponse, OpenAIModel
     from .router import Route, Routed, Router
@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     from .windows import register_context_window
 
 __all__ = [
-    "Agent", "Approve", "ContextBudgetExceeded", "Deny", "DiskStore", "DuplicateToolError", "Event", "Guardrail", "Hook",
-    "HookError",
+    "Agent", "Approve", "ContextBudgetExceeded", "Deny", "DiskStore", "DuplicateToolError", "Event", "Guardrail",
+    "Hook", "HookError",
     "IncompleteResponseError", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry", "ModelUnavailableError",
     "Observation", "OpenAIModel", "PendingCall", "PluginError", "PromptError", "ReactAgentError",
     "Route", "Routed", "Router", "RunBlocked", "RunEnd", "RunError", "RunRecord", "RunResult", "RunStart",
