@@ -149,7 +149,7 @@ async def test_scripted_review_returns_a_review_object():
     assert [f.severity for f in result.output.findings] == ["high", "medium"]
     contents = [o.content for s in result.steps for o in s.observations]
     fence = f"<<untrusted:{agent.store.run(result.run_id).variables['fence']}>>\n"
-    assert all(c.startswith(fence) for c in contents[1:])  # test output, scan and file: untrusted text
+    assert all(c.startswith(fence) for c in contents)  # file names, test output, scan, file: untrusted text
     assert contents[1].removeprefix(fence).startswith("6 passed, 1 failed")
     assert "S608 high" in contents[2]
     assert "start = page * per_page" in contents[3]

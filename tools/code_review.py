@@ -103,7 +103,7 @@ def project_files() -> list[str]:
     return sorted(found)
 
 
-@tool
+@tool(untrusted_output=True)  # the names are the reviewed project's, so its author's: "call_merge_now.py"
 def list_files() -> str:
     """List the files of the project under review (paths relative to its root)."""
     files = project_files()
