@@ -21,7 +21,7 @@ from .model import Model, resolve_model
 from .prompts import Prompts
 from .steps import DelegationReport, Event, RunEnd, RunResult, RunStart, StepEnd, TextDelta, ToolEnd, ToolStart
 from .stores import DiskStore, Store
-from .tools import Tool, ToolContext, answer_tool, describe_validation_error, tool
+from .tools import STRICT_DEFAULT, Tool, ToolContext, answer_tool, describe_validation_error, tool
 
 if TYPE_CHECKING:
     from .guardrails import Guardrail
@@ -59,6 +59,7 @@ class Agent:
         output_retries: int = 2,
         loop_limit: int = 4,
         max_unknown_tool_calls: int = 3,
+        strict_tools: bool = STRICT_DEFAULT,
         model_settings: dict[str, Any] | None = None,
         prompts: Iterable[str | Path] = (),
         variables: dict[str, Any] | None = None,
@@ -87,6 +88,7 @@ class Agent:
         self.output_retries = output_retries
         self.loop_limit = loop_limit
         self.max_unknown_tool_calls = max_unknown_tool_calls
+        self.strict_tools = strict_tools  # the default of tools that set no ``strict`` of their own
         self.model_settings = dict(model_settings or {})
         self.prompts = Prompts(list(prompts))
         self.variables = dict(variables or {})
@@ -168,16 +170,17 @@ class Agent:
     async def run(self, input: str, *, session: str | None = None, user_id: str | None = None,
                   resume: bool = False, variables: dict[str, Any] | None = None, run_id: str | None = None,
                   metadata: dict[str, Any] | None = None, approvals: Mapping[str, Decision] | None = None,
-                  _depth: int = 0) -> RunResult:
+                  deps: Any = None, _depth: int = 0) -> RunResult:
         """Run to the end and return the ``RunResult`` (never raises for model or API failures).
 
         ``resume=True`` takes up the run ``run_id`` (or the session's last run) where its journal ends:
         after a crash, or — with ``approvals`` ({call id: ``Approve()`` / ``Deny("why")``}) — a run that
-        is ``awaiting_approval``."""
+        is ``awaiting_approval``. ``deps`` reach the tools as ``ToolContext.deps``; they are not
+        journaled, so a resumed run has them only when they are passed again."""
         result: RunResult | None = None
         async for event in self.stream(input, session=session, user_id=user_id, resume=resume,
                                        variables=variables, run_id=run_id, metadata=metadata, approvals=approvals,
-                                       _stream_tokens=False, _depth=_depth):
+                                       deps=deps, _stream_tokens=False, _depth=_depth):
             if isinstance(event, RunEnd):
                 result = event.result
         assert result is not None
@@ -191,14 +194,16 @@ class Agent:
             return asyncio.run(self.run(input, **kwargs))
         raise UserError("run_sync() was called inside a running event loop; use `await agent.run(...)`")
 
-    async def resume(self, run_id: str, approvals: Mapping[str, Decision] | None = None) -> RunResult:
-        """Take up run ``run_id``: after a crash, or with the decisions on the calls it awaits approval for."""
-        return await self.run("", run_id=run_id, resume=True, approvals=approvals)
+    async def resume(self, run_id: str, approvals: Mapping[str, Decision] | None = None, *,
+                     deps: Any = None) -> RunResult:
+        """Take up run ``run_id``: after a crash, or with the decisions on the calls it awaits approval for.
+        ``deps`` are not journaled: pass the run's deps again."""
+        return await self.run("", run_id=run_id, resume=True, approvals=approvals, deps=deps)
 
     async def stream(self, input: str, *, session: str | None = None, user_id: str | None = None,
                      resume: bool = False, variables: dict[str, Any] | None = None, run_id: str | None = None,
                      metadata: dict[str, Any] | None = None, approvals: Mapping[str, Decision] | None = None,
-                     _stream_tokens: bool = True, _depth: int = 0) -> AsyncGenerator[Event, None]:
+                     deps: Any = None, _stream_tokens: bool = True, _depth: int = 0) -> AsyncGenerator[Event, None]:
         """Yield events as the run goes: ``TextDelta`` tokens, ``ToolStart``/``ToolEnd``, ``StepEnd``,
         and last ``RunEnd`` with the result.
 
@@ -211,6 +216,7 @@ class Agent:
 
         state = self._start(input, session=session, user_id=user_id, resume=resume, variables=variables,
                             run_id=run_id, metadata=metadata, approvals=approvals, depth=_depth)
+        state.deps = deps
         log = logger().bind(run_id=state.run_id, session=state.session, agent=self.name)
         stop: Stop | None = None
         async with aclosing(run_loop(state, stream=_stream_tokens)) as events:
@@ -323,8 +329,9 @@ class Agent:
                 found = self.tools.get(name)
                 if found is None:
                     raise UserError(f"call {call_id}: no tool {name!r} on agent {self.name!r}")
-                try:
-                    entry["arguments"] = found.args_model.model_validate(decision.arguments).model_dump(mode="json")
+                try:  # validated as JSON, like the model's arguments
+                    parsed = found.validate(json.dumps(decision.arguments), strict=self.strict_tools)
+                    entry["arguments"] = found.dump_arguments(parsed, mode="json")
                 except ValidationError as exc:
                     raise UserError(f"call {call_id}: edited arguments for {name!r} are not valid: "
                                     f"{describe_validation_error(found, json.dumps(decision.arguments), exc)}"
@@ -348,7 +355,9 @@ class Agent:
 
         async def delegate(request: str, context: ToolContext) -> DelegationReport:
             session = f"{context.session}/{agent.name}" if context else None
-            result = await agent.run(request, session=session, _depth=(context.depth + 1) if context else 1)
+            result = await agent.run(request, session=session, _depth=(context.depth + 1) if context else 1,
+                                     deps=context.deps if context else None,
+                                     user_id=context.user_id if context else None)
             return DelegationReport.of(result)
 
         summary = description or f"Ask the {agent.name} agent."

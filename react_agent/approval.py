@@ -86,7 +86,7 @@ async def approval_reason(tool: Tool, arguments: BaseModel, context: ToolContext
     """Why this call cannot run without a human (``BLOCK`` when the policy refuses it), or ``None``."""
     wanted = tool.requires_approval
     if callable(wanted):
-        decided = wanted(arguments.model_dump(), context)
+        decided = wanted(tool.dump_arguments(arguments), context)
         if inspect.isawaitable(decided):
             decided = await decided
         wanted = bool(decided)

@@ -112,6 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     sessions.add_argument("--user", help="only this user's sessions (list)")
     sessions.add_argument("--json", action="store_true", help="print as JSON")
 
+    usage = add("usage", "tokens and cost per user: sessions, runs, requests, tokens (reasoning, cached) and cost")
+    usage.add_argument("--user", help="only this user (runs started without a user are listed as '-')")
+    usage.add_argument("--json", action="store_true", help="print as JSON")
+
     resume = add("resume", "resume a run that crashed or was interrupted (started by run or chat)")
     resume.add_argument("run_id", help="the run id (printed when a run is interrupted; see `sessions show`)")
     resume.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -430,6 +434,27 @@ def _where(store: Path) -> str:
     return f"the store at {store.resolve()} ({why})"
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    from .stores import DiskStore  # noqa: PLC0415
+    from .usage import format_cost, totals_by_user  # noqa: PLC0415
+
+    store = DiskStore()
+    records = store.runs(user_id=args.user) if store.path.exists() else []  # no store yet: none is made
+    totals = totals_by_user(records)
+    if args.json:
+        _dump([{"user_id": t.user_id, "sessions": t.sessions, "runs": t.runs, **t.usage.model_dump()}
+               for t in totals])
+        return 0
+    print(f"{len(totals)} user(s) in {_where(store.path)}")
+    if totals:
+        print("USER\tSESSIONS\tRUNS\tREQUESTS\tPROMPT\tCOMPLETION\tREASONING\tCACHED\tCOST")
+    for t in totals:
+        u = t.usage
+        print(f"{t.user_id or '-'}\t{t.sessions}\t{t.runs}\t{u.requests}\t{u.prompt_tokens}\t{u.completion_tokens}"
+              f"\t{u.reasoning_tokens}\t{u.cached_tokens}\t{format_cost(u.cost_usd)}")
+    return 0
+
+
 # -- resume ---------------------------------------------------------------------------------------
 def cmd_resume(args: argparse.Namespace) -> int:
     return _continue(args, _paused_or_crashed(args.run_id), None)
@@ -593,5 +618,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "chat": cmd_chat, "tools": cmd_tools, "sessions": cmd_sessions, "runs": cmd_runs,
+            "usage": cmd_usage,
             "approve": cmd_approve, "deny": cmd_deny,
             "resume": cmd_resume, "eval": cmd_eval}

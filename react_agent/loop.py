@@ -94,6 +94,7 @@ class RunState:
     tainted: bool = False  # untrusted tool output is in the conversation
     pending: list[PendingCall] = field(default_factory=list)  # calls waiting for a human decision
     context: ContextWindow = field(default_factory=ContextWindow)  # what of history each request sends
+    deps: Any = None  # the caller's dependencies for tools (ToolContext.deps); never journaled
 
     @property
     def run_id(self) -> str:
@@ -231,7 +232,8 @@ async def _act(state: RunState, step: Step, calls: list[RawToolCall], *, message
     returns, then add one tool message per call to the history."""
     agent = state.agent
     journal = state.journal
-    context = ToolContext(state.run_id, state.session, agent.name, step.index, state.depth)
+    context = ToolContext(state.run_id, state.session, agent.name, step.index, state.depth, deps=state.deps,
+                          user_id=journal.record.user_id)
     settled = await _settle(state, step, calls, context, message=message, run=run, resumed=resumed)
     seq, outcomes, runnable = settled.seq, settled.outcomes, settled.runnable
     state.turn = (seq, calls, outcomes)
@@ -372,8 +374,8 @@ def _decided(found: tuple[Tool, BaseModel], decision: dict[str, Any] | None
     tool, arguments = found
     if not decision.get("approve"):
         return ToolOutcome("denied", f"Denied by a human: {decision.get('reason') or 'no reason given'}")
-    if decision.get("arguments") is not None:
-        arguments = tool.args_model.model_validate(decision["arguments"])
+    if decision.get("arguments") is not None:  # as JSON, like the model's: valid when decided, valid now
+        arguments = tool.validate(json.dumps(decision["arguments"]), strict=False)
     return tool, arguments
 
 
@@ -409,7 +411,7 @@ def _plan(state: RunState, step: Step, call: RawToolCall, streak: int) -> tuple[
         return ToolOutcome("unknown_tool", (
             f"There is no tool named {call.name!r}. Available tools: {', '.join(agent.tools) or 'none'}."))
     try:
-        return known, known.validate(call.arguments)
+        return known, known.validate(call.arguments, strict=agent.strict_tools)
     except ValidationError as exc:
         return ToolOutcome("invalid_arguments", describe_validation_error(known, call.arguments, exc))
 
@@ -436,7 +438,7 @@ def _normal_arguments(raw: str) -> str:
 def _take_answer(state: RunState, step: Step, answer_tool: Tool, call: RawToolCall) -> ToolOutcome:
     """The model called the answer tool: its validated arguments are the run's output."""
     try:
-        parsed = answer_tool.validate(call.arguments)
+        parsed = answer_tool.validate(call.arguments, strict=state.agent.strict_tools)
     except ValidationError as exc:
         return ToolOutcome("invalid_arguments", describe_validation_error(answer_tool, call.arguments, exc))
     state.final = parsed if state.agent.output_type else parsed.model_dump()["answer"]

@@ -102,12 +102,14 @@ def _call_id(raw_id: Any, position: int, index: int) -> str:
 def parse_usage(model: str, raw: Any, latency_ms: float) -> Usage:
     raw = raw if isinstance(raw, dict) else {}
     details = raw.get("prompt_tokens_details") or {}
+    completion = raw.get("completion_tokens_details") or {}
     return Usage.of_request(
         model,
         int(raw.get("prompt_tokens") or 0),
         int(raw.get("completion_tokens") or 0),
         int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
         latency_ms,
+        reasoning=int(completion.get("reasoning_tokens") or 0) if isinstance(completion, dict) else 0,
     )
 
 

@@ -2,31 +2,49 @@
 
 ``@tool`` builds one pydantic model from the function's signature and docstring; the JSON schema sent
 to the model and the validation of the model's arguments both come from that same model.
+``Tool.from_schema`` takes a JSON schema from elsewhere as it is and validates against it with
+``jsonschema`` (``react_agent.schema``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import functools
 import inspect
 import json
 import re
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_type_hints, overload
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Generic,
+    Literal,
+    get_args,
+    get_origin,
+    get_type_hints,
+    overload,
+)
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic.fields import FieldInfo
+from typing_extensions import TypeVar  # PEP 696 defaults (3.13's typing)
 
 from .errors import ModelRetry, PluginError
 
 if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
     from .approval import ApprovalPolicy
 
-__all__ = ["ANSWER_TOOL", "Tool", "ToolContext", "ToolOutcome", "answer_tool", "tool"]
+__all__ = ["ANSWER_TOOL", "STRICT_DEFAULT", "Tool", "ToolContext", "ToolOutcome", "answer_tool", "tool"]
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters)\s*:\s*$")
@@ -36,6 +54,13 @@ _SPHINX_PARAM = re.compile(r"^\s*:param\s+(?:\w+\s+)?(\w+)\s*:\s*(.*)$")
 _SPHINX_OTHER = re.compile(r"^\s*:(returns?|rtype|raises?|yields?|type)\b")
 
 F = TypeVar("F", bound=Callable[..., Any])
+DepsT = TypeVar("DepsT", default=Any)  # a bare ``ToolContext`` is ``ToolContext[Any]``
+_NO_DEPS: Any = None
+
+# Validate the model's arguments without coercion ("7" is not an int, true is not 1, "yes" is not a
+# bool) unless a tool or agent says otherwise: the recorded models never needed coercion (README,
+# "Argument strictness"), and coercion hides a model's mistakes instead of showing them to it.
+STRICT_DEFAULT = True
 
 TOOL_THREADS = 64  # sync tools run here; asyncio's default pool (min(32, cpus + 4)) queues an 8-call turn
 _executor: ThreadPoolExecutor | None = None
@@ -53,14 +78,19 @@ def tool_executor() -> ThreadPoolExecutor:
 
 
 @dataclass(frozen=True, slots=True)
-class ToolContext:
-    """Injected into a tool that declares a parameter annotated ``ToolContext`` (not in the schema)."""
+class ToolContext(Generic[DepsT]):
+    """Injected into a tool that declares a parameter annotated ``ToolContext`` (or ``ToolContext[Deps]``;
+    not in the schema). ``deps`` is what the caller passed as ``agent.run(..., deps=...)`` — database
+    handles, the current user — so tools need no globals; ``None`` when none was passed. Deps are not
+    journaled: a resumed run has them only if the caller passes them again."""
 
     run_id: str
     session: str | None
     agent: str
     step: int
     depth: int = 0
+    deps: DepsT = _NO_DEPS  # None when the run was given no deps
+    user_id: str | None = None
 
 
 def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
@@ -153,6 +183,8 @@ class Tool:
     idempotent: bool | None = None  # safe to run again after a crash; None: True unless side_effects
     requires_approval: bool | ApprovalPolicy = False  # or a policy of (arguments, context) -> bool
     untrusted_output: bool = False  # returns text others wrote (pages, articles, files): fenced as data
+    strict: bool | None = None  # validate without coercion; None: the agent's ``strict_tools``
+    parameters: dict[str, Any] | None = None  # a schema tool's JSON schema (``from_schema``), sent as given
     _schema: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -163,8 +195,58 @@ class Tool:
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.fn)
 
+    @classmethod
+    def from_schema(
+        cls, name: str, description: str | None, parameters: dict[str, Any], function: Callable[..., Any], *,
+        timeout: float | None = 60.0, sequential: bool = False, max_retries: int = 3, side_effects: bool = False,
+        idempotent: bool | None = None, requires_approval: bool | ApprovalPolicy = False,
+        untrusted_output: bool = False,
+    ) -> Tool:
+        """A tool whose JSON schema comes from elsewhere (MCP, OpenAPI, a config file).
+
+        The schema is sent as given; the model's arguments are validated against it with ``jsonschema``
+        and ``function`` (sync or async) is called with exactly the arguments the model sent, as keyword
+        arguments — no defaults or ``None`` added. A parameter of ``function`` annotated ``ToolContext``
+        gets the run's context. A tool without a description is allowed, with a warning."""
+        from .schema import SchemaArguments, SchemaError, schema_validator  # noqa: PLC0415 - loads jsonschema
+
+        if not _NAME_RE.match(name):
+            raise PluginError(name, "a tool name must match ^[a-zA-Z0-9_-]{1,64}$")
+        if not isinstance(parameters, dict):
+            raise PluginError(name, f"parameters must be a JSON schema object, not {type(parameters).__name__}")
+        try:
+            schema_validator(parameters)
+        except SchemaError as exc:
+            raise PluginError(name, f"parameters are not a valid JSON schema: {exc.message}") from None
+        if not description:
+            warnings.warn(f"tool {name!r} has no description: the model sees only its name and parameters",
+                          UserWarning, stacklevel=2)
+        context_param = _context_param(function)
+        if context_param is not None and context_param in parameters.get("properties", {}):
+            raise PluginError(name, f"{context_param!r} is both the ToolContext parameter and a schema property")
+        return cls(
+            fn=function, name=name, description=description or "", args_model=SchemaArguments, timeout=timeout,
+            sequential=sequential, max_retries=max_retries, source=_source_of(function),
+            context_param=context_param, side_effects=side_effects, idempotent=idempotent,
+            requires_approval=requires_approval, untrusted_output=untrusted_output,
+            parameters=copy.deepcopy(parameters),
+        )
+
+    @functools.cached_property
+    def _validator(self) -> Validator:
+        from .schema import schema_validator  # noqa: PLC0415
+
+        assert self.parameters is not None
+        return schema_validator(self.parameters)
+
     def schema(self) -> dict[str, Any]:
-        """The OpenAI ``tools`` entry: built once, from the same model that validates."""
+        """The OpenAI ``tools`` entry: built once, from the same model that validates (a schema tool's
+        is its schema, as given)."""
+        if self._schema is None and self.parameters is not None:
+            function = {"name": self.name, "description": self.description, "parameters": self.parameters}
+            if not self.description:
+                del function["description"]
+            self._schema = {"type": "function", "function": function}
         if self._schema is None:
             parameters = self.args_model.model_json_schema()
             parameters.pop("title", None)
@@ -176,9 +258,43 @@ class Tool:
             }
         return self._schema
 
-    def validate(self, raw_arguments: str) -> BaseModel:
-        """Parse the model's JSON arguments; raises ``ValidationError`` (JSON or schema problems)."""
-        return self.args_model.model_validate_json(raw_arguments.strip() or "{}")
+    def validate(self, raw_arguments: str, *, strict: bool | None = None) -> BaseModel:
+        """Parse the model's JSON arguments; raises ``ValidationError`` (JSON or schema problems).
+
+        Literal newlines (any control character) inside JSON strings are accepted: small models write
+        them. ``strict`` is the agent's default, used when the tool sets none (``STRICT_DEFAULT`` when
+        neither does): no coercion of ``"7"`` or ``true`` to an int, nor of ``"yes"`` to a bool. A
+        schema tool is checked by its JSON schema, which never coerces."""
+        raw = raw_arguments.strip() or "{}"
+        if self.parameters is not None:
+            from .schema import SchemaArguments, check_arguments  # noqa: PLC0415
+
+            return SchemaArguments.model_construct(arguments=check_arguments(self._validator, raw, self.name))
+        chosen = self.strict if self.strict is not None else strict
+        strict = STRICT_DEFAULT if chosen is None else chosen
+        try:
+            return self.args_model.model_validate_json(raw, strict=strict)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            if not errors or errors[0]["type"] != "json_invalid":
+                raise
+            try:  # JSON but for control characters in strings: validated as the same JSON, escaped
+                value = json.loads(raw, strict=False)
+            except ValueError:
+                raise exc from None
+        return self.args_model.model_validate_json(json.dumps(value), strict=strict)
+
+    def arguments_of(self, parsed: BaseModel) -> dict[str, Any]:
+        """Validated arguments by the names the schema gives them (the function's parameter names)."""
+        if self.parameters is not None:
+            return dict(getattr(parsed, "arguments", {}))
+        return {info.alias or name: getattr(parsed, name) for name, info in type(parsed).model_fields.items()}
+
+    def dump_arguments(self, parsed: BaseModel, mode: Literal["python", "json"] = "python") -> dict[str, Any]:
+        """Validated arguments as plain data, by the schema's names (what approval policies read)."""
+        if self.parameters is not None:
+            return dict(getattr(parsed, "arguments", {}))
+        return parsed.model_dump(mode=mode, by_alias=True)
 
     async def invoke(self, raw_arguments: str, context: ToolContext | None = None,
                      keep: Keep | None = None, *, parsed: BaseModel | None = None) -> ToolOutcome:
@@ -193,7 +309,7 @@ class Tool:
                 parsed = self.validate(raw_arguments)
             except ValidationError as exc:
                 return ToolOutcome("invalid_arguments", describe_validation_error(self, raw_arguments, exc))
-        arguments = {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        arguments = self.arguments_of(parsed)
         call_args = dict(arguments)
         if self.context_param is not None:
             call_args[self.context_param] = context
@@ -240,9 +356,14 @@ class Tool:
         return ToolOutcome("ok", render_result(value), arguments, value, ms=ms)
 
     async def __call__(self, **kwargs: Any) -> Any:
-        """Call the underlying function directly (validated), e.g. from tests."""
-        parsed = self.args_model.model_validate(kwargs)
-        result = self.fn(**{name: getattr(parsed, name) for name in type(parsed).model_fields})
+        """Call the underlying function directly (validated, with Python values), e.g. from tests."""
+        if self.parameters is not None:
+            from .schema import check_object  # noqa: PLC0415
+
+            arguments = check_object(self._validator, kwargs, self.name)
+        else:
+            arguments = self.arguments_of(self.args_model.model_validate(kwargs))
+        result = self.fn(**arguments)
         if isinstance(result, Awaitable):
             return await result
         return result
@@ -293,6 +414,8 @@ def _kind(prop: dict[str, Any], defs: dict[str, Any]) -> str:
     if "anyOf" in prop:
         return " or ".join(dict.fromkeys(_kind(option, defs) for option in prop["anyOf"]))
     kind = prop.get("type", "any value")
+    if isinstance(kind, list):  # a JSON schema from elsewhere may list several types
+        return " or ".join(_kind({**prop, "type": k}, defs) for k in kind)
     if kind == "array":
         return f"array of {_kind(prop.get('items', {}), defs)}"
     return str(kind)
@@ -308,21 +431,59 @@ def _build_args_model(
         raise PluginError(f"{name}", f"type hints cannot be resolved: {exc}") from exc
     fields: dict[str, Any] = {}
     context_param = None
+    taken = set(signature.parameters)
     for param in signature.parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise PluginError(name, f"parameter *{param.name} is not supported in a tool signature")
         annotation = hints.get(param.name, Any)
-        if annotation is ToolContext:
+        if _is_context(annotation):
             context_param = param.name
             continue
         if param.name not in hints:
             raise PluginError(name, f"parameter {param.name!r} has no type annotation")
         default = ... if param.default is param.empty else param.default
-        fields[param.name] = (annotation, Field(default, description=arg_docs.get(param.name)))
-    model = create_model(
-        f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
-    )
+        described = _annotated_description(annotation)  # Annotated[..., Field(description=...)] wins
+        doc = arg_docs.get(param.name) or arg_docs.get(param.name.lstrip("_"))
+        extra: dict[str, Any] = {"description": doc} if doc and not described else {}
+        field_name = param.name
+        if param.name.startswith("_"):  # pydantic keeps _names private: a public field, aliased to it
+            field_name = param.name.lstrip("_") or "arg"
+            while field_name in taken:
+                field_name += "_"
+            taken.add(field_name)
+            extra["alias"] = param.name
+        fields[field_name] = (annotation, Field(default, **extra))
+    model = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
     return model, context_param
+
+
+def _is_context(annotation: Any) -> bool:
+    return annotation is ToolContext or get_origin(annotation) is ToolContext
+
+
+def _annotated_description(annotation: Any) -> str | None:
+    if get_origin(annotation) is Annotated:
+        for meta in get_args(annotation)[1:]:
+            if isinstance(meta, FieldInfo) and meta.description:
+                return meta.description
+    return None
+
+
+def _context_param(function: Callable[..., Any]) -> str | None:
+    """The parameter of ``function`` annotated ``ToolContext``, if any (a function whose hints cannot
+    be read has none)."""
+    try:
+        hints = get_type_hints(function)
+    except Exception:  # noqa: BLE001 - a callable without readable hints simply takes no context
+        return None
+    return next((name for name, hint in hints.items() if name != "return" and _is_context(hint)), None)
+
+
+def _source_of(function: Callable[..., Any]) -> str:
+    try:
+        return inspect.getsourcefile(function) or "<code>"
+    except TypeError:  # a builtin or a callable object
+        return "<code>"
 
 
 @overload
@@ -331,12 +492,13 @@ def tool(fn: F, /) -> Tool: ...
 def tool(
     *, name: str | None = None, description: str | None = None, timeout: float | None = 60.0,
     sequential: bool = False, max_retries: int = 3, side_effects: bool = False, idempotent: bool | None = None,
-    requires_approval: bool | ApprovalPolicy = False, untrusted_output: bool = False,
+    requires_approval: bool | ApprovalPolicy = False, untrusted_output: bool = False, strict: bool | None = None,
 ) -> Callable[[F], Tool]: ...
 def tool(
     fn: F | None = None, /, *, name: str | None = None, description: str | None = None,
     timeout: float | None = 60.0, sequential: bool = False, max_retries: int = 3, side_effects: bool = False,
     idempotent: bool | None = None, requires_approval: bool | ApprovalPolicy = False, untrusted_output: bool = False,
+    strict: bool | None = None,
 ) -> Tool | Callable[[F], Tool]:
     """Turn a typed function (sync or async) into a ``Tool``.
 
@@ -346,7 +508,9 @@ def tool(
     said so, and a call of it that a crash interrupted is never run a second time on resume.
     ``requires_approval`` (``True`` or a policy of the arguments and context) pauses the run before the
     call for a human decision; ``untrusted_output=True`` fences the tool's output as data (see
-    ``react_agent.approval``).
+    ``react_agent.approval``). ``strict=True`` validates the model's arguments without coercion
+    (``"7"`` is not an int), ``False`` coerces as pydantic's lax mode does; unset, the agent's
+    ``strict_tools`` decides. A parameter may start with ``_`` (``_from``): the schema uses that name.
     """
 
     def build(func: F) -> Tool:
@@ -362,7 +526,7 @@ def tool(
             fn=func, name=tool_name, description=description or summary, args_model=args_model,
             timeout=timeout, sequential=sequential, max_retries=max_retries, source=source,
             context_param=context_param, side_effects=side_effects, idempotent=idempotent,
-            requires_approval=requires_approval, untrusted_output=untrusted_output,
+            requires_approval=requires_approval, untrusted_output=untrusted_output, strict=strict,
         )
 
     if fn is not None:

@@ -4,12 +4,18 @@ has cost ``None`` — never a guess."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel
 
-__all__ = ["PRICES", "Price", "Usage", "by_model_name", "format_cost", "price_for", "register_price", "sum_costs"]
+if TYPE_CHECKING:
+    from .stores.base import RunRecord
+
+__all__ = [
+    "PRICES", "Price", "Usage", "UserTotals", "by_model_name", "format_cost", "price_for", "register_price",
+    "sum_costs", "totals_by_user",
+]
 
 T = TypeVar("T")
 
@@ -73,8 +79,9 @@ def format_cost(cost: float | None) -> str:
 class Usage(BaseModel):
     requests: int = 0
     prompt_tokens: int = 0
-    completion_tokens: int = 0
+    completion_tokens: int = 0  # reasoning tokens included: they are billed as output
     cached_tokens: int = 0
+    reasoning_tokens: int = 0  # of completion_tokens, the model's hidden reasoning (o-series, gpt-5)
     latency_ms: float = 0.0
     cost_usd: float | None = 0.0
 
@@ -84,7 +91,7 @@ class Usage(BaseModel):
 
     @classmethod
     def of_request(
-        cls, model: str, prompt: int, completion: int, cached: int, latency_ms: float
+        cls, model: str, prompt: int, completion: int, cached: int, latency_ms: float, *, reasoning: int = 0
     ) -> Usage:
         price = price_for(model)
         cost = None
@@ -93,7 +100,7 @@ class Usage(BaseModel):
             cost = ((prompt - cached) * price.input + cached * cached_rate + completion * price.output) / 1e6
         return cls(
             requests=1, prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
-            latency_ms=latency_ms, cost_usd=cost,
+            reasoning_tokens=reasoning, latency_ms=latency_ms, cost_usd=cost,
         )
 
     def add(self, other: Usage) -> None:
@@ -102,5 +109,32 @@ class Usage(BaseModel):
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.cached_tokens += other.cached_tokens
+        self.reasoning_tokens += other.reasoning_tokens
         self.latency_ms += other.latency_ms
         self.cost_usd = sum_costs((self.cost_usd, other.cost_usd))
+
+
+@dataclass(slots=True)
+class UserTotals:
+    """What one user's runs cost: ``user_id`` ``None`` for runs started without one."""
+
+    user_id: str | None
+    sessions: int = 0
+    runs: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+
+def totals_by_user(records: Iterable[RunRecord]) -> list[UserTotals]:
+    """Sessions, runs, tokens and cost per user, from run records (each keeps its own usage; the runs
+    an agent delegated to are records of their own, under the same user and a ``parent/agent``
+    session, so they count toward the user's runs and usage but not as more sessions). Users in
+    order of first appearance."""
+    totals: dict[str | None, UserTotals] = {}
+    sessions: dict[str | None, set[str]] = {}
+    for record in records:
+        entry = totals.setdefault(record.user_id, UserTotals(record.user_id))
+        sessions.setdefault(record.user_id, set()).add(record.session.split("/", 1)[0])
+        entry.runs += 1
+        entry.usage.add(Usage.model_validate(record.usage or {}))
+        entry.sessions = len(sessions[record.user_id])
+    return list(totals.values())
