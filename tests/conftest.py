@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import react_agent.agent as agent_module
 from react_agent.plugins import discover
 from react_agent.stores import DiskStore as Store
 from react_agent.testing import ScriptedModel
@@ -90,3 +91,20 @@ def repo_copy(tmp_path, monkeypatch):
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def plugin_project(root, monkeypatch, *, plugin: str, tasks: str, plugin_name: str = "work.py"):
+    """A project folder a CLI test runs in: a plugin file under tools/, an empty prompts/, tasks.yaml, and
+    CALLS_LOG pointing at calls.log (where the plugin's tools write what they ran)."""
+    (root / "tools").mkdir()
+    (root / "prompts").mkdir()
+    (root / "tools" / plugin_name).write_text(plugin)
+    (root / "tasks.yaml").write_text(tasks)
+    monkeypatch.setenv("CALLS_LOG", str(root / "calls.log"))
+    monkeypatch.chdir(root)
+    return root
+
+
+def use_model(monkeypatch, model) -> None:
+    """Every agent the CLI builds gets ``model`` (a ScriptedModel) instead of resolving one."""
+    monkeypatch.setattr(agent_module, "resolve_model", lambda *args, **kwargs: model)

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import plugin_project, use_model
 
-import react_agent.agent as agent_module
 from react_agent.cli import main
 from react_agent.testing import ScriptedModel, reply, tool_call
 
@@ -36,17 +36,8 @@ tasks:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "tools").mkdir()
-    (tmp_path / "prompts").mkdir()
-    (tmp_path / "tools" / "money.py").write_text(PLUGIN)
-    (tmp_path / "tasks.yaml").write_text(TASKS)
-    monkeypatch.setenv("CALLS_LOG", str(tmp_path / "calls.log"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return plugin_project(tmp_path, monkeypatch, plugin=PLUGIN, tasks=TASKS, plugin_name="money.py")
 
-
-def use_model(monkeypatch: pytest.MonkeyPatch, model: ScriptedModel) -> None:
-    monkeypatch.setattr(agent_module, "resolve_model", lambda *args, **kwargs: model)
 
 
 def paused(project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx2
 import openai
 import pytest
+from conftest import use_model
 
-import react_agent.agent as agent_module
 import react_agent.log as log_module
 from react_agent import Agent, ModelHTTPError
 from react_agent.cli import _parser, first_paragraph, main
@@ -27,9 +27,6 @@ from react_agent.testing import Request, ScriptedModel, reply, tool_call
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def use_model(monkeypatch: pytest.MonkeyPatch, model: ScriptedModel) -> None:
-    monkeypatch.setattr(agent_module, "resolve_model", lambda *args, **kwargs: model)
 
 
 def type_lines(monkeypatch: pytest.MonkeyPatch, lines: list[str]) -> None:

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import plugin_project, use_model
 
-import react_agent.agent as agent_module
 from react_agent.cli import main
 from react_agent.stores import DiskStore as Store
 from react_agent.testing import ScriptedModel, reply, tool_calls
@@ -59,17 +59,8 @@ tasks:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "tools").mkdir()
-    (tmp_path / "prompts").mkdir()
-    (tmp_path / "tools" / "work.py").write_text(PLUGIN)
-    (tmp_path / "tasks.yaml").write_text(TASKS)
-    monkeypatch.setenv("CALLS_LOG", str(tmp_path / "calls.log"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return plugin_project(tmp_path, monkeypatch, plugin=PLUGIN, tasks=TASKS, plugin_name="work.py")
 
-
-def use_model(monkeypatch: pytest.MonkeyPatch, model: ScriptedModel) -> None:
-    monkeypatch.setattr(agent_module, "resolve_model", lambda *args, **kwargs: model)
 
 
 def test_interrupted_run_resumes_from_the_cli(project: Path, monkeypatch: pytest.MonkeyPatch,
