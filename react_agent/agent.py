@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from ._sync import SyncRunner
 from .errors import HookError, RunBlocked, RunError, UserError
 from .log import logger
 from .model import Model, resolve_model
@@ -160,12 +160,17 @@ class Agent:
         return result
 
     def run_sync(self, input: str, **kwargs: Any) -> RunResult:
-        """``run`` for code without an event loop."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.run(input, **kwargs))
-        raise UserError("run_sync() was called inside a running event loop; use `await agent.run(...)`")
+        """``run`` for code without an event loop. Calls from one thread share one event loop, and with
+        it the model's client and connections; ``close()`` (or interpreter exit) closes them."""
+        return self._sync.run(lambda: self.run(input, **kwargs))
+
+    def close(self) -> None:
+        """Close the event loops ``run_sync`` kept, with their model clients. The agent stays usable."""
+        self._sync.close()
+
+    @cached_property
+    def _sync(self) -> SyncRunner:
+        return SyncRunner()
 
     async def stream(self, input: str, *, session: str | None = None, user_id: str | None = None,
                      resume: bool = False, variables: dict[str, Any] | None = None, run_id: str | None = None,
