@@ -48,7 +48,16 @@ class SyncRunner:
             # of a finished ``RunResult`` cost ~0.6 ms.
             box.append(await main())
 
-        self._runner().run(body(), context=contextvars.copy_context())
+        runner = self._runner()
+        try:
+            runner.run(body(), context=contextvars.copy_context())
+        except (KeyboardInterrupt, SystemExit):  # its tasks may not have finished: close it as asyncio.run would
+            self._local.runner = None
+            with self._lock:
+                if runner in self._runners:
+                    self._runners.remove(runner)
+            _close_now([runner])
+            raise
         return box[0]
 
     def close(self) -> None:

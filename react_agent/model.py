@@ -14,6 +14,7 @@ import asyncio
 import functools
 import json
 import os
+import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -304,10 +305,12 @@ class OpenAIModel:
                   self.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed", self.max_retries, self.timeout)
         known = self._clients.get(loop)
         if known is None or known[0] != config:
-            for old in [old for old in self._clients if isinstance(old, asyncio.AbstractEventLoop) and old.is_closed()]:
-                self._clients.pop(old, None)
+            for old in list(self._clients):  # a copy: other threads may add their loop's client meanwhile
+                if isinstance(old, asyncio.AbstractEventLoop) and old.is_closed():
+                    self._clients.pop(old, None)
             known = self._clients[loop] = (config, _new_client(*config))
-            _models_with_clients.add(self)
+            with _models_lock:
+                _models_with_clients.add(self)
         self._client = (loop, known[1])
         return known[1]
 
@@ -405,12 +408,15 @@ class OpenAIModel:
 
 
 _models_with_clients: weakref.WeakSet[OpenAIModel] = weakref.WeakSet()
+_models_lock = threading.Lock()
 
 
 async def close_clients() -> None:
     """Close every model client built on the running event loop — before that loop closes, so their
     connections end cleanly instead of being left to the garbage collector."""
-    for model in list(_models_with_clients):
+    with _models_lock:
+        models = list(_models_with_clients)
+    for model in models:
         await model.aclose()
 
 

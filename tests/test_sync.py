@@ -124,13 +124,20 @@ def test_asyncio_run_twice_is_quiet_too(
 @loopback
 def test_threads_each_get_a_loop(server_url: Callable[[str], str], clients_built: list[weakref.ref[Any]]) -> None:
     agent = adder(server_url("threads"))
-    results: list[RunResult] = []
-    threads = [threading.Thread(target=lambda: results.append(agent.run_sync("add"))) for _ in range(3)]
+    results: list[RunResult | BaseException] = []
+
+    def call() -> None:
+        try:
+            results.append(agent.run_sync("add two numbers"))
+        except BaseException as exc:  # noqa: BLE001 - shown by the assertion below
+            results.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert [r.status for r in results] == ["completed"] * 3
+    assert [r.status if isinstance(r, RunResult) else repr(r) for r in results] == ["completed"] * 3
     assert len(clients_built) == 3  # a loop, and so a client, per thread
     clients = [ref() for ref in clients_built]
     agent.close()
@@ -180,3 +187,21 @@ def test_router_run_sync_keeps_one_loop() -> None:
     assert len(loops) == 6 and all(loop is loops[0] for loop in loops)
     router.close()
     assert loops[0].is_closed()
+
+
+def test_an_interrupted_run_sync_closes_its_loop_and_the_next_call_gets_a_new_one() -> None:
+    """Like ``asyncio.run``: after Ctrl-C the loop may hold unfinished tasks, so it is not kept."""
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def interrupt_once(event: Event) -> None:
+        if isinstance(event, RunEnd):
+            loops.append(asyncio.get_running_loop())
+            if len(loops) == 1:
+                raise KeyboardInterrupt
+
+    agent = Agent(model=ScriptedModel([reply("a"), reply("b")]), hooks=[interrupt_once])
+    with pytest.raises(KeyboardInterrupt):
+        agent.run_sync("first")
+    assert agent.run_sync("second").output == "b"
+    assert loops[0].is_closed() and loops[1] is not loops[0]
+    agent.close()
