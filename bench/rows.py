@@ -27,6 +27,8 @@ MAX_STEPS = 50
 
 Run = Callable[[], Awaitable[int]]
 Factory = Callable[[str], Run]
+SyncRun = Callable[[], int]  # a run for code without an event loop (``agent.run_sync``)
+SyncFactory = Callable[[str], SyncRun]
 
 ADD_SCHEMA: dict[str, Any] = {
     "type": "function",
@@ -111,10 +113,10 @@ def openai_sdk_loop(base_url: str) -> Run:
 # --------------------------------------------------------------------------- react_agent
 
 
-def react_agent_row(base_url: str, **agent_options: Any) -> Run:
+def react_agent_agent(base_url: str, **agent_options: Any) -> Any:
     from react_agent import Agent, tool
 
-    agent = Agent(
+    return Agent(
         name="bench",
         instructions=INSTRUCTIONS,
         tools=[tool(add)],
@@ -124,13 +126,31 @@ def react_agent_row(base_url: str, **agent_options: Any) -> Run:
         **{"max_steps": MAX_STEPS, **agent_options},
     )
 
+
+def react_agent_row(base_url: str, **agent_options: Any) -> Run:
+    """``await agent.run(...)`` on the driver's event loop."""
+    agent = react_agent_agent(base_url, **agent_options)
+
     async def run() -> int:
-        result = await agent.run(PROMPT)
-        if result.status != "completed":
-            raise RuntimeError(f"react_agent run ended with status {result.status!r}")
-        return count_tool_results(result)
+        return checked_result(await agent.run(PROMPT))
 
     return run
+
+
+def react_agent_sync_row(base_url: str) -> SyncRun:
+    """``agent.run_sync(...)`` from plain code, as a script or a sync web view calls it."""
+    agent = react_agent_agent(base_url)
+
+    def run() -> int:
+        return checked_result(agent.run_sync(PROMPT))
+
+    return run
+
+
+def checked_result(result: Any) -> int:
+    if result.status != "completed":
+        raise RuntimeError(f"react_agent run ended with status {result.status!r}")
+    return count_tool_results(result)
 
 
 def count_tool_results(result: Any) -> int:
@@ -229,15 +249,17 @@ def langgraph_row(base_url: str) -> Run:
 @dataclass(frozen=True)
 class Row:
     name: str
-    factory: Factory
+    factory: Factory | None  # async rows: ``run()`` is awaited on the driver's event loop
     imports: tuple[str, ...]  # what `import time` measures for this row
     peer: bool = False  # peers run under --peer-python
+    sync_factory: SyncFactory | None = None  # sync rows: ``run()`` is called with no event loop running
 
 
 ROWS: tuple[Row, ...] = (
     Row("raw HTTP floor", raw_http_floor, ("openai",)),
     Row("openai SDK loop", openai_sdk_loop, ("openai",)),
     Row("react_agent", react_agent_row, ("react_agent",)),
+    Row("react_agent run_sync", None, ("react_agent",), sync_factory=react_agent_sync_row),
     Row("openai-agents", openai_agents_row, ("agents",), peer=True),
     Row("pydantic-ai", pydantic_ai_row, ("pydantic_ai", "pydantic_ai.models.openai"), peer=True),
     Row("smolagents", smolagents_row, ("smolagents",), peer=True),

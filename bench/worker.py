@@ -4,7 +4,9 @@
 
 Phases: build the row (imports + client), one warm-up run, ``--runs`` sequential runs timed one by one
 (process CPU and wall), ``--rounds`` rounds of ``--concurrency`` concurrent runs on one event loop,
-then peak RSS. Request bytes come from the mock server's per-row counters. "Per step" means per
+then peak RSS. A sync row (``agent.run_sync``) is called from this thread with no event loop running,
+and its concurrent runs go to a pool of ``--concurrency`` threads, as a sync web server would call it.
+Request bytes come from the mock server's per-row counters. "Per step" means per
 model request: a run of N tool steps makes N + 1 requests.
 """
 
@@ -18,11 +20,12 @@ import statistics
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from mock_server import base_url, row_stats
-from rows import Run, find_row
+from rows import Run, SyncRun, find_row
 
 
 @dataclass
@@ -68,17 +71,51 @@ async def concurrent_rate(run: Run, concurrency: int, rounds: int, steps: int) -
     return statistics.median(rates)
 
 
-async def measure(args: argparse.Namespace) -> RowResult:
+async def measure_async(run: Run, warm: Run, concurrent: Run, args: argparse.Namespace) -> tuple[
+        list[float], list[float], float]:
+    await checked(warm, args.steps)
+    cpu, wall = await timed_runs(run, args.runs, args.steps)
+    return cpu, wall, await concurrent_rate(concurrent, args.concurrency, args.rounds, args.steps)
+
+
+def checked_sync(run: SyncRun, expected: int) -> None:
+    got = run()
+    if got != expected:
+        raise RuntimeError(f"run produced {got} tool results, expected {expected}")
+
+
+def measure_sync(run: SyncRun, warm: SyncRun, concurrent: SyncRun, args: argparse.Namespace) -> tuple[
+        list[float], list[float], float]:
+    checked_sync(warm, args.steps)
+    cpu: list[float] = []
+    wall: list[float] = []
+    for _ in range(args.runs):
+        c0, w0 = time.process_time(), time.perf_counter()
+        checked_sync(run, args.steps)
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    rates: list[float] = []
+    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+        for _ in range(args.rounds):
+            w0 = time.perf_counter()
+            for future in [pool.submit(checked_sync, concurrent, args.steps) for _ in range(args.concurrency)]:
+                future.result()
+            rates.append(args.concurrency * (args.steps + 1) / (time.perf_counter() - w0))
+    return cpu, wall, statistics.median(rates)
+
+
+def measure(args: argparse.Namespace) -> RowResult:
     row = find_row(args.row)
 
     def url(phase: str) -> str:
         return base_url(args.port, bucket(row.name, phase), steps=args.steps)
 
-    run = row.factory(url("seq"))
-    warm = row.factory(url("warm"))
-    await checked(warm, args.steps)
-    cpu, wall = await timed_runs(run, args.runs, args.steps)
-    rate = await concurrent_rate(row.factory(url("conc")), args.concurrency, args.rounds, args.steps)
+    if row.sync_factory is not None:
+        cpu, wall, rate = measure_sync(*(row.sync_factory(url(p)) for p in ("seq", "warm", "conc")), args)
+    else:
+        assert row.factory is not None
+        factory = row.factory
+        cpu, wall, rate = asyncio.run(measure_async(*(factory(url(p)) for p in ("seq", "warm", "conc")), args))
     stats = row_stats(args.port, bucket(row.name, "seq"))
     calls = args.steps + 1
     return RowResult(
@@ -107,7 +144,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        result = asyncio.run(measure(args))
+        result = measure(args)
     except ImportError as exc:
         result = RowResult(row=args.row, ok=False, error=f"not importable: {exc}")
     except Exception as exc:  # noqa: BLE001 - any failure is reported as a skipped row, not a crash

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import uuid
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from ._sync import SyncRunner
 from .approval import Decision, Deny, UntrustedPolicy, new_fence
 from .errors import HookError, PromptError, RunBlocked, RunError, UserError
 from .log import logger
@@ -187,12 +187,17 @@ class Agent:
         return result
 
     def run_sync(self, input: str, **kwargs: Any) -> RunResult:
-        """``run`` for code without an event loop."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.run(input, **kwargs))
-        raise UserError("run_sync() was called inside a running event loop; use `await agent.run(...)`")
+        """``run`` for code without an event loop. Calls from one thread share one event loop, and with
+        it the model's client and connections; ``close()`` (or interpreter exit) closes them."""
+        return self._sync.run(lambda: self.run(input, **kwargs))
+
+    def close(self) -> None:
+        """Close the event loops ``run_sync`` kept, with their model clients. The agent stays usable."""
+        self._sync.close()
+
+    @cached_property
+    def _sync(self) -> SyncRunner:
+        return SyncRunner()
 
     async def resume(self, run_id: str, approvals: Mapping[str, Decision] | None = None, *,
                      deps: Any = None) -> RunResult:

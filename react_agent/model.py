@@ -11,9 +11,12 @@ that stops before its answer is complete is asked again (see ``OpenAIModel.strea
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
+import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -26,9 +29,11 @@ from .redact import redact_url
 from .usage import Usage
 
 if TYPE_CHECKING:
+    import ssl
+
     from openai import AsyncOpenAI
 
-__all__ = ["Model", "ModelResponse", "OpenAIModel", "RawToolCall", "resolve_model"]
+__all__ = ["Model", "ModelResponse", "OpenAIModel", "RawToolCall", "close_clients", "resolve_model"]
 
 DEFAULT_MODEL = "gpt-4o-mini"
 
@@ -279,33 +284,38 @@ class OpenAIModel:
         self.timeout = timeout
         self.stream_usage = stream_usage
         self.price_as = price_as or self.name
-        self._client: AsyncOpenAI | None = None
-        self._client_loop: object = None  # the event loop ``_client`` was created on
+        self._client: tuple[object, AsyncOpenAI] | None = None  # (loop, client) last used: one check per request
+        self._clients: dict[object, tuple[tuple[Any, ...], AsyncOpenAI]] = {}  # loop -> (config, client)
 
     @property
     def client(self) -> AsyncOpenAI:
-        """The SDK client for the running event loop.
+        """The SDK client for the running event loop, built once per loop.
 
-        An ``AsyncOpenAI`` keeps its connection pool on the loop it first ran on; once that loop is
-        closed (``asyncio.run`` / ``run_sync`` again) the pool is unusable, so a new loop gets a new
-        client. Comparing the loop's identity keeps this to one call per request."""
+        An ``AsyncOpenAI`` keeps its connection pool on the loop it first ran on, so each loop gets its
+        own client: ``run_sync`` keeps one loop per thread (one client, one connection for all its
+        calls), and code that calls ``asyncio.run`` itself gets a new client per loop. A client whose
+        loop has closed is dropped without a sound — its HTTP client is ours, not the SDK's wrapper,
+        whose finalizer would schedule ``aclose()`` on whatever loop runs next and print "Event loop
+        is closed" — and ``close_clients()`` closes the clients of a loop before it closes."""
+        current = self._client
         try:
             loop: object = asyncio.get_running_loop()
         except RuntimeError:  # no loop (e.g. building the client up front): keep whatever we have
-            loop = self._client_loop
-        if self._client is None or loop is not self._client_loop:
-            import openai  # noqa: PLC0415 - openai costs ~1 s to import; only when a request is made
-
-            base_url, query = split_query(self.base_url or os.environ.get("OPENAI_BASE_URL") or None)
-            self._client = openai.AsyncOpenAI(
-                api_key=self.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed",
-                base_url=base_url,
-                default_query=query or None,
-                max_retries=self.max_retries,
-                timeout=self.timeout,
-            )
-            self._client_loop = loop
-        return self._client
+            loop = current[0] if current else None
+        if current is not None and current[0] is loop:
+            return current[1]
+        config = (self.base_url or os.environ.get("OPENAI_BASE_URL") or None,
+                  self.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed", self.max_retries, self.timeout)
+        known = self._clients.get(loop)
+        if known is None or known[0] != config:
+            for old in list(self._clients):  # a copy: other threads may add their loop's client meanwhile
+                if isinstance(old, asyncio.AbstractEventLoop) and old.is_closed():
+                    self._clients.pop(old, None)
+            known = self._clients[loop] = (config, _new_client(*config))
+            with _models_lock:
+                _models_with_clients.add(self)
+        self._client = (loop, known[1])
+        return known[1]
 
     def _body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
               settings: dict[str, Any], stream: bool) -> dict[str, Any]:
@@ -392,8 +402,45 @@ class OpenAIModel:
         yield acc.result((time.perf_counter() - started) * 1000)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        """Close the client of the running event loop (the next request builds a new one)."""
+        loop = asyncio.get_running_loop()
+        known = self._clients.pop(loop, None)
+        if self._client is not None and self._client[0] is loop:
+            self._client = None
+        if known is not None:
+            await known[1].close()
+
+
+_models_with_clients: weakref.WeakSet[OpenAIModel] = weakref.WeakSet()
+_models_lock = threading.Lock()
+
+
+async def close_clients() -> None:
+    """Close every model client built on the running event loop — before that loop closes, so their
+    connections end cleanly instead of being left to the garbage collector."""
+    with _models_lock:
+        models = list(_models_with_clients)
+    for model in models:
+        await model.aclose()
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client: loading the CA bundle is most of the ~27 ms a client costs."""
+    import httpx2  # noqa: PLC0415 - comes with openai; loaded with it
+
+    return httpx2.create_ssl_context()
+
+
+def _new_client(base_url: str | None, api_key: str, max_retries: int, timeout: float) -> AsyncOpenAI:
+    import openai  # noqa: PLC0415 - openai costs ~1 s to import; only when a request is made
+
+    base, query = split_query(base_url)
+    return openai.AsyncOpenAI(
+        api_key=api_key, base_url=base, default_query=query or None, max_retries=max_retries, timeout=timeout,
+        # the SDK's defaults (limits, redirects) without its wrapper's __del__ (see ``OpenAIModel.client``)
+        http_client=openai.DefaultAsyncHttpxClient(verify=_ssl_context()),
+    )
 
 
 def resolve_model(

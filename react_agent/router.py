@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
+from ._sync import SyncRunner
 from .agent import Agent, Hook, call_hooks
 from .errors import UserError
 from .steps import Event, RunEnd, RunResult, RunStart
@@ -86,6 +87,7 @@ class Router:
         self.classifier = classifier
         self.name = name or classifier.name
         self.hooks: list[Hook] = list(hooks)
+        self._sync = SyncRunner()
         self._check_categories()
 
     def _check_categories(self) -> None:
@@ -131,9 +133,12 @@ class Router:
         return result
 
     def run_sync(self, input: str, **kwargs: Any) -> RunResult:
-        import asyncio  # noqa: PLC0415
+        """``run`` for code without an event loop, on one kept loop per thread (see ``Agent.run_sync``)."""
+        return self._sync.run(lambda: self.run(input, **kwargs))
 
-        return asyncio.run(self.run(input, **kwargs))
+    def close(self) -> None:
+        """Close the event loops ``run_sync`` kept, with the model clients of every agent on them."""
+        self._sync.close()
 
     async def _run(self, agent: Agent, input: str, **kwargs: Any) -> RunResult:
         """One nested run; its events go to the router's hooks as well as the agent's own."""

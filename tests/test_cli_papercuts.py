@@ -175,7 +175,7 @@ async def test_a_connection_error_names_the_url_without_credentials(monkeypatch:
 
     real_client = openai.AsyncOpenAI
     monkeypatch.setattr(openai, "AsyncOpenAI", lambda **kwargs: real_client(
-        **kwargs, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(refuse))))
+        **{**kwargs, "http_client": httpx2.AsyncClient(transport=httpx2.MockTransport(refuse))}))
     model = OpenAIModel("gpt-4o-mini", base_url="http://user:hunter2@mock:8080/v1?api-key=s3cret", api_key="x",
                         max_retries=0)
     result = await Agent(model=model).run("hi")

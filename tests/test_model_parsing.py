@@ -187,9 +187,10 @@ def test_request_body():
     assert "stream" not in model._body([], [], {}, stream=False)
 
 
-def test_run_sync_twice_gets_a_client_for_each_event_loop(monkeypatch):
-    """``AsyncOpenAI`` is bound to the loop it first ran on; a second ``run_sync`` (a new loop) must not
-    reuse it ("Event loop is closed"). The mock transport fails the same way if used from another loop."""
+def test_each_event_loop_gets_its_own_client_and_run_sync_keeps_one(monkeypatch):
+    """``AsyncOpenAI`` is bound to the loop it first ran on: a second ``asyncio.run`` (a new loop) must
+    not reuse it ("Event loop is closed") — the mock transport fails the same way if used from another
+    loop — and ``run_sync`` keeps one loop, so one client, for all its calls."""
     real_client = openai.AsyncOpenAI
     created: list[asyncio.AbstractEventLoop] = []
 
@@ -205,7 +206,7 @@ def test_run_sync_twice_gets_a_client_for_each_event_loop(monkeypatch):
             message = {"content": "3"} if done else {"content": None, "tool_calls": [call]}
             return httpx2.Response(200, json=completion(message, {"prompt_tokens": 5, "completion_tokens": 1}))
 
-        return real_client(**kwargs, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+        return real_client(**{**kwargs, "http_client": httpx2.AsyncClient(transport=httpx2.MockTransport(handler))})
 
     monkeypatch.setattr(openai, "AsyncOpenAI", client_on_this_loop)
 
@@ -215,16 +216,22 @@ def test_run_sync_twice_gets_a_client_for_each_event_loop(monkeypatch):
         return a + b
 
     agent = Agent(tools=[add], model=OpenAIModel("gpt-4o-mini", base_url="http://mock/v1", api_key="x", max_retries=0))
-    first = agent.run_sync("1 + 2?")
-    second = agent.run_sync("1 + 2 again?")
+    first = asyncio.run(agent.run("1 + 2?"))
+    second = asyncio.run(agent.run("1 + 2 again?"))
     assert (first.status, first.output, second.status, second.output) == ("completed", "3", "completed", "3")
     assert len(created) == 2 and created[0] is not created[1]  # one client per loop, not one per request
+    assert list(agent.model._clients) == [created[1]]  # the closed loop's client was dropped
+
+    outputs = [agent.run_sync(f"1 + 2, call {n}?").output for n in range(3)]
+    assert outputs == ["3", "3", "3"]
+    assert len(created) == 3  # one more loop, kept by run_sync: one more client
+    agent.close()
 
 
 def _model_with_transport(monkeypatch, handler) -> OpenAIModel:
     real_client = openai.AsyncOpenAI
     monkeypatch.setattr(openai, "AsyncOpenAI", lambda **kwargs: real_client(
-        **kwargs, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler))))
+        **{**kwargs, "http_client": httpx2.AsyncClient(transport=httpx2.MockTransport(handler))}))
     return OpenAIModel("gpt-4o-mini", base_url="http://mock/v1", api_key="x", max_retries=0)
 
 

@@ -129,7 +129,7 @@ def weather_agent(monkeypatch: pytest.MonkeyPatch):
     def make(first: dict[str, Any] | bytes, second: dict[str, Any] | bytes) -> tuple[Agent, Server, list[str]]:
         server = Server(first, second)
         monkeypatch.setattr(openai, "AsyncOpenAI", lambda **kwargs: real_client(
-            **kwargs, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(server))))
+            **{**kwargs, "http_client": httpx2.AsyncClient(transport=httpx2.MockTransport(server))}))
         started: list[str] = []
         all_started = asyncio.Event()
 

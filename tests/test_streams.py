@@ -71,7 +71,7 @@ def serve(monkeypatch):
     def start(*answers: httpx2.Response | Parts | bytes, max_retries: int = 2) -> tuple[OpenAIModel, Server]:
         server = Server(*answers)
         monkeypatch.setattr(openai, "AsyncOpenAI", lambda **kwargs: real_client(
-            **kwargs, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(server))))
+            **{**kwargs, "http_client": httpx2.AsyncClient(transport=httpx2.MockTransport(server))}))
         model = OpenAIModel("gpt-4o-mini", base_url="http://mock/v1", api_key="x", max_retries=max_retries)
         model.retry_backoff = 0.0
         return model, server
