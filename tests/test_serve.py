@@ -206,6 +206,9 @@ def test_a_client_that_disconnects_does_not_end_its_run(store: Any, gate: thread
             first = next(e for e in source.iter_sse() if e.event == "run_start")
         run_id = first.json()["run_id"]
         assert http.get(f"/v1/runs/{run_id}").json()["live"] is True
+        busy = http.post("/v1/agents/gated/runs", json={"input": "me too", "session": "s1"})
+        assert busy.status_code == 409 and run_id in busy.json()["detail"]  # one run at a time on a session
+        assert http.delete("/v1/sessions/s1").status_code == 409
         gate.set()
         done = wait_until(lambda: (r := http.get(f"/v1/runs/{run_id}").json())["status"] == "completed" and r,
                           what="the run to complete")
