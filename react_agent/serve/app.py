@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..history import fold
 from ..router import Router
 from ..steps import RunResult
-from ..stores import Store
+from ..stores import SessionInfo, Store
 from .auth import Keys
 from .manager import Channel, Conflict, NotFound, RunManager, Runner, agents_of
 from .schemas import AgentInfo, ApprovalRequest, RunRequest, RunView, SessionDetail, SessionView
@@ -105,7 +105,7 @@ def _run_routes(app: FastAPI, manager: RunManager, store: Store, agents: Mapping
         try:
             channel = await manager.start(agent, body.input, body.session, user)
         except UserError as exc:
-            raise HTTPException(500, f"the run could not start: {manager.user_error(exc)}") from None
+            raise HTTPException(500, f"the run could not start: {_one_line(exc)}") from None
         if body.stream:
             return stream(channel)
         await channel.idle()
@@ -154,7 +154,7 @@ def _run_routes(app: FastAPI, manager: RunManager, store: Store, agents: Mapping
         try:
             channel = await manager.resume(run_id, user, decisions)
         except UserError as exc:
-            raise HTTPException(422, manager.user_error(exc)) from None
+            raise HTTPException(422, _one_line(exc)) from None
         return _view(store, channel)
 
     @app.post("/v1/runs/{run_id}/resume", tags=["runs"], status_code=202)
@@ -164,14 +164,13 @@ def _run_routes(app: FastAPI, manager: RunManager, store: Store, agents: Mapping
         try:
             channel = await manager.resume(run_id, user, None)
         except UserError as exc:
-            raise HTTPException(409, manager.user_error(exc)) from None
+            raise HTTPException(409, _one_line(exc)) from None
         return _view(store, channel)
 
     @app.post("/v1/runs/{run_id}/cancel", tags=["runs"])
     async def cancel(run_id: str, user: User) -> RunView:
         """End a running run: status ``cancelled``, the calls under way answered, the history valid."""
         return _view(store, await manager.cancel(run_id, user))
-
 
 
 def _session_routes(app: FastAPI, manager: RunManager, store: Store) -> None:
@@ -196,7 +195,6 @@ def _session_routes(app: FastAPI, manager: RunManager, store: Store) -> None:
         return Response(status_code=204)
 
 
-
 def _view(store: Store, channel: Channel) -> RunView:
     record = store.run(channel.run_id)
     if record is None:  # a router's own run lives in memory only
@@ -209,7 +207,11 @@ def _view(store: Store, channel: Channel) -> RunView:
     return RunView.of_record(record, steps, live=channel.running, events=len(channel.events))
 
 
-def _own_session(store: Store, session: str, user: str) -> Any:
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _own_session(store: Store, session: str, user: str) -> SessionInfo:
     info = store.session_info(session)
     if info is None or info.user_id != user:
         raise NotFound(f"no session {session!r}")

@@ -19,7 +19,6 @@ from typing import Any
 
 from ..agent import CANCEL, Agent
 from ..approval import Decision
-from ..errors import UserError
 from ..history import fold
 from ..journal import RESUMABLE
 from ..log import logger
@@ -267,6 +266,3 @@ class RunManager:
 
     def live(self) -> int:
         return sum(1 for c in self.channels.values() if c.running)
-
-    def user_error(self, exc: UserError) -> str:
-        return " ".join(str(exc).split())
