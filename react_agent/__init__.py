@@ -9,7 +9,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .agent import Agent, Hook
+    from .agent import CANCEL, Agent, Hook
     from .approval import Approve, Deny, PendingCall
     from .errors import (
         ContextBudgetExceeded,
@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     from .windows import register_context_window
 
 __all__ = [
-    "Agent", "Approve", "ContextBudgetExceeded", "Deny", "DiskStore", "DuplicateToolError", "Event", "Guardrail",
-    "Hook", "HookError",
+    "CANCEL", "Agent", "Approve", "ContextBudgetExceeded", "Deny", "DiskStore", "DuplicateToolError", "Event",
+    "Guardrail", "Hook", "HookError",
     "IncompleteResponseError", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry", "ModelUnavailableError",
     "Observation", "OpenAIModel", "PendingCall", "PluginError", "PromptError", "ReactAgentError",
     "Route", "Routed", "Router", "RunBlocked", "RunEnd", "RunError", "RunRecord", "RunResult", "RunStart",
@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 _WHERE = {
-    "Agent": "agent", "Hook": "agent", "configure_logging": "log",
+    "Agent": "agent", "CANCEL": "agent", "Hook": "agent", "configure_logging": "log",
     **dict.fromkeys(["Approve", "Deny", "PendingCall"], "approval"), "Guardrail": "guardrails",
     **dict.fromkeys(["DiskStore", "RunRecord", "Session", "SessionInfo", "Store"], "stores"),
     "Model": "model", "ModelResponse": "model", "OpenAIModel": "model", "Tool": "tools", "ToolContext": "tools",

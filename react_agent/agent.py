@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import uuid
@@ -29,9 +30,13 @@ if TYPE_CHECKING:
     from .loop import RunState
     from .stores.base import RunRecord
 
-__all__ = ["Agent", "Hook"]
+__all__ = ["CANCEL", "Agent", "Hook"]
 
 Hook = Callable[[Event], Awaitable[None] | None]
+CANCEL = "react_agent.cancel"
+"""``task.cancel(CANCEL)`` on the task running a run ends it with status ``cancelled``: the calls under way
+answered, the end journaled, the history valid. A cancellation with any other message (Ctrl-C, a server
+shutting down) leaves the run open, as a crash would, for ``resume``."""
 
 
 class Agent:
@@ -210,34 +215,39 @@ class Agent:
                      metadata: dict[str, Any] | None = None, approvals: Mapping[str, Decision] | None = None,
                      deps: Any = None, _stream_tokens: bool = True, _depth: int = 0) -> AsyncGenerator[Event, None]:
         """Yield events as the run goes: ``TextDelta`` tokens, ``ToolStart``/``ToolEnd``, ``StepEnd``,
-        and last ``RunEnd`` with the result.
+        and last ``RunEnd`` with the result. ``task.cancel(CANCEL)`` on the task consuming it ends the run
+        ``cancelled`` (closed; the ``CancelledError`` still propagates); any other cancellation leaves it
+        open for ``resume``.
 
         A hook that raises ends the run — status ``blocked`` for ``RunBlocked``, else ``error`` — with
         its record closed and its history valid; only a hook raising once the run's end is journaled
         (on the last ``StepEnd`` or on ``RunEnd``) propagates, as a ``HookError``."""
         from contextlib import aclosing  # noqa: PLC0415
 
-        from .loop import Stop, finish, run_loop  # noqa: PLC0415 - loads pydantic models
+        from .loop import Stop, best_partial, finish, run_loop  # noqa: PLC0415 - loads pydantic models
 
         state = self._start(input, session=session, user_id=user_id, resume=resume, variables=variables,
                             run_id=run_id, metadata=metadata, approvals=approvals, depth=_depth)
         state.deps = deps
         log = logger().bind(run_id=state.run_id, session=state.session, agent=self.name)
         stop: Stop | None = None
-        async with aclosing(run_loop(state, stream=_stream_tokens)) as events:
-            async for event in events:
-                _log_event(log, event)
-                try:
-                    await call_hooks(self.hooks, event)
-                except RunError as exc:
-                    if state.closed:  # the run's end is journaled already: nothing left to close
-                        raise
-                    stop = Stop("blocked" if isinstance(exc, RunBlocked) else "error", exc)
-                    break
-                yield event
+        try:
+            async with aclosing(run_loop(state, stream=_stream_tokens)) as events:
+                async for event in events:
+                    _log_event(log, event)
+                    try:
+                        await call_hooks(self.hooks, event)
+                    except RunError as exc:
+                        if state.closed:  # the run's end is journaled already: nothing left to close
+                            raise
+                        stop = Stop("blocked" if isinstance(exc, RunBlocked) else "error", exc)
+                        break
+                    yield event
+        except asyncio.CancelledError as exc:
+            if exc.args[:1] == (CANCEL,) and not state.closed:  # cancelled on purpose: end it, closed
+                _log_event(log, RunEnd(finish(state, Stop("cancelled", output=best_partial(state)))))
+            raise  # any other cancellation (Ctrl-C, a server stopping) leaves it to `resume`, like a crash
         if stop is not None:
-            from .loop import best_partial  # noqa: PLC0415
-
             stop.output = best_partial(state)
             end = RunEnd(finish(state, stop))
             _log_event(log, end)

@@ -122,6 +122,14 @@ def _parser() -> argparse.ArgumentParser:
 
     _approval_commands(add)
 
+    serve = add("serve", "serve the agents of task files over HTTP (needs the server extra; see README \"Serving\")")
+    serve.add_argument("paths", nargs="*", type=Path, default=[Path("tasks")],
+                       help="task files, or folders of them (their *.yaml; default: tasks)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    serve.add_argument("--keys", type=Path, help="API keys file, one key:user a line (with $REACT_AGENT_API_KEYS)")
+    serve.add_argument("--model", help="override the agents' model (e.g. local, gpt-4o-mini)")
+
     evaluate = add("eval", "evaluate an agent on a suite: accuracy, pass^k, latency, cost")
     evaluate.add_argument("suite", type=Path, help="a task file whose tasks are the cases (e.g. tasks/eval/*.yaml)")
     evaluate.add_argument("--trials", type=_trials, default=1, help=f"runs per case, 1..{MAX_TRIALS} (default: 1)")
@@ -617,7 +625,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return _exit_code([e for c in report.cases for e in c.could_not_run], report.accuracy == 1.0)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn  # noqa: PLC0415
+
+        from .serve import create_app, load_keys, served_agents  # noqa: PLC0415
+    except ImportError as exc:
+        raise UserError(f"serve needs the server extra ({exc.name} is missing): "
+                        f"{sys.executable} -m pip install 'react-agent[server]'") from None
+    from .stores import DiskStore  # noqa: PLC0415
+
+    keys = load_keys(args.keys)
+    store = DiskStore()
+    agents, sources = served_agents(args.paths, store, model=args.model)
+    app = create_app(agents, store, keys, sources=sources)
+    print(f"serving {', '.join(agents)} for {len(keys)} key(s) on http://{args.host}:{args.port} "
+          f"(API docs at /docs; store {_where(store.path)})", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.log != "off" else "warning")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "chat": cmd_chat, "tools": cmd_tools, "sessions": cmd_sessions, "runs": cmd_runs,
             "usage": cmd_usage,
             "approve": cmd_approve, "deny": cmd_deny,
-            "resume": cmd_resume, "eval": cmd_eval}
+            "resume": cmd_resume, "eval": cmd_eval, "serve": cmd_serve}

@@ -102,12 +102,12 @@ class Router:
 
     async def run(self, input: str, *, session: str | None = None, user_id: str | None = None,
                   variables: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
-                  deps: Any = None) -> RunResult:
+                  deps: Any = None, run_id: str | None = None) -> RunResult:
         """Classify, hand over, and return one ``RunResult`` whose output is a ``Routed`` (or ``None``
         when the classification failed; its status and error then come from the classifier's run)."""
         started = time.perf_counter()
         session = session or uuid.uuid4().hex[:12]
-        run_id = uuid.uuid4().hex[:12]
+        run_id = run_id or uuid.uuid4().hex[:12]
         await self._emit(RunStart(run_id, self.name, session, input))
         kwargs: dict[str, Any] = {"user_id": user_id, "variables": variables, "metadata": metadata, "deps": deps}
         decision = await self._run(self.classifier, input, session=f"{session}/{self.classifier.name}", **kwargs)

@@ -29,8 +29,9 @@ __all__ = [
     "ToolStart",
 ]
 
+# cancelled: ended on purpose (``task.cancel(CANCEL)``); interrupted: closed by a later run on its session
 RunStatus = Literal["completed", "max_steps", "loop_detected", "token_budget", "max_tokens", "blocked", "error",
-                    "awaiting_approval"]
+                    "awaiting_approval", "cancelled", "interrupted"]
 
 
 class ToolCall(BaseModel):
