@@ -287,7 +287,7 @@ class Agent:
                 variables: dict[str, Any] | None, depth: int) -> RunState:
         from .history import fold  # noqa: PLC0415
         from .journal import RESUMABLE, Journal  # noqa: PLC0415
-        from .loop import RunState  # noqa: PLC0415
+        from .loop import RunState, restore_streaks  # noqa: PLC0415
 
         store = self.store
         if session is None and run_id is None:
@@ -312,9 +312,11 @@ class Agent:
         steps = folded.steps(record.run_id)
         if resumed is not None and resumed.open:  # that step is taken up again by the loop
             steps.pop()
-        return RunState(agent=self, journal=journal, system=system, history=folded.history, steps=steps,
-                        depth=depth, usage=folded.usage(record.run_id), resumed=resumed,
-                        fence=values.get("fence") or new_fence(), tainted=folded.tainted)
+        state = RunState(agent=self, journal=journal, system=system, history=folded.history, steps=steps,
+                         depth=depth, usage=folded.usage(record.run_id), resumed=resumed,
+                         fence=values.get("fence") or new_fence(), tainted=folded.tainted)
+        restore_streaks(state, [t for t in folded.run_turns(record.run_id) if t is not resumed or not t.open])
+        return state
 
     def _decisions(self, record: RunRecord, turn: Turn | None, approvals: Mapping[str, Decision] | None
                    ) -> list[tuple[int, int, dict[str, Any]]]:

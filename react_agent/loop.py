@@ -46,7 +46,7 @@ from .usage import Usage
 if TYPE_CHECKING:
     from .agent import Agent
 
-__all__ = ["FinalOutput", "RunState", "Stop", "finish", "run_loop"]
+__all__ = ["FinalOutput", "RunState", "Stop", "finish", "restore_streaks", "run_loop"]
 
 
 @dataclass(slots=True)
@@ -418,6 +418,14 @@ def _plan(state: RunState, step: Step, call: RawToolCall, streak: int) -> tuple[
 
 def _observation(call: RawToolCall, outcome: ToolOutcome) -> Observation:
     return Observation(call_id=call.id, tool=call.name, kind=outcome.kind, content=outcome.content, ms=outcome.ms)
+
+
+def restore_streaks(state: RunState, turns: list[Turn]) -> None:
+    """A resumed run counts repeated calls from where it stopped: a model that keeps asking for the same
+    call across pauses for approval is still stopped as ``loop_detected``."""
+    for turn in turns:
+        _update_streaks(state, [RawToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
+                                for c in turn.calls])
 
 
 def _update_streaks(state: RunState, calls: list[RawToolCall]) -> list[int]:

@@ -5,8 +5,8 @@
 * Nothing but ``content-type`` is kept of the request and response headers, so ``authorization`` and
   ``api-key`` headers never reach a file; request URIs lose their userinfo (``user:KEY@``) and every
   query parameter with a key-like name (``redact.redact_url``), so a key in the base URL does not either.
-* The cassette keeps the date the prompts were rendered with and the model name, so a replay sends
-  byte-identical requests on another day.
+* The cassette keeps the date the prompts were rendered with, the run's fence around untrusted tool
+  output and the model name, so a replay sends byte-identical requests on another day.
 * A replay whose requests differ from the recording raises ``ReplayMismatchError`` naming the request
   and the fields that differ.
 """
@@ -135,6 +135,13 @@ class Cassette:
     today: str
     model: str | None
     raw: Any
+    fence: str | None = None
+
+    @property
+    def variables(self) -> dict[str, str]:
+        """What a recording pins of a run's prompt variables: the date, and the fence around untrusted
+        tool output (random per run otherwise), so a replay sends byte-identical requests."""
+        return {"today": self.today, **({"fence": self.fence} if self.fence else {})}
 
     def mismatch(self, exc: Exception) -> ReplayMismatchError:
         """Turn vcrpy's 'cannot overwrite' into which request differs and how."""
@@ -155,7 +162,9 @@ class Cassette:
 @contextlib.contextmanager
 def cassette(path: Path, mode: Mode, model: str | None = None) -> Iterator[Cassette]:
     """Record to, or replay from, one cassette file. In replay the file must exist."""
-    from vcr.errors import CannotOverwriteExistingCassetteException  # noqa: PLC0415
+    from vcr.errors import CannotOverwriteExistingCassetteException, MissingMetadataError  # noqa: PLC0415
+
+    from .approval import new_fence  # noqa: PLC0415
 
     if mode == "replay" and not path.is_file():
         raise UserError(f"no cassette at {path}: record it first with --record")
@@ -165,7 +174,11 @@ def cassette(path: Path, mode: Mode, model: str | None = None) -> Iterator[Casse
     with make_vcr(mode).use_cassette(str(path)) as raw:
         today = raw.get_metadata("today", date.today().isoformat())
         recorded_model = raw.get_metadata("model", model)
-        handle = Cassette(path, mode, today, recorded_model, raw)
+        try:
+            fence: str | None = raw.get_metadata("fence", new_fence())
+        except MissingMetadataError:  # recorded before fences existed: its agents read no untrusted output
+            fence = None
+        handle = Cassette(path, mode, today, recorded_model, raw, fence)
         try:
             yield handle
         except CannotOverwriteExistingCassetteException as exc:

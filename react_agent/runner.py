@@ -78,7 +78,7 @@ def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes
         with cassette(path, mode, live_model.name if live_model else None) as tape:
             chosen = replay_model(tape.model) if mode == "replay" else live_model
             outcome = asyncio.run(run_task(task_file, task, model=chosen, store=store,
-                                           variables={"today": tape.today}, on_event=printer))
+                                           variables=tape.variables, on_event=printer))
         store.close()
     if not quiet:
         console.print(f"  [dim]recorded {path}[/]" if mode == "record" else

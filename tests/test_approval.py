@@ -199,3 +199,16 @@ def test_side_effects_without_untrusted_context_need_no_approval(store):
     result = agent.run_sync("open a ticket: broken zipper")
     assert result.status == "completed" and DONE == ["ticket broken zipper"]
     assert any(isinstance(e, ToolStart) for e in events)
+
+
+def test_repeating_a_call_across_pauses_is_still_a_loop(store):
+    """The repeat counter survives a pause: a model that asks for the same refund again after each
+    denial is stopped as loop_detected on the 4th ask, not asked for a decision forever."""
+    ask = tool_call("refund", {"order": "7", "amount": 40})
+    agent = Agent(tools=[lookup, refund], model=ScriptedModel([ask] * 4), store=store)
+    result = agent.run_sync("refund order 7")
+    for _ in range(3):
+        assert result.status == "awaiting_approval"
+        result = agent.run_sync("", run_id=result.run_id, resume=True,
+                                approvals={result.pending[0].call_id: Deny("no")})
+    assert result.status == "loop_detected" and DONE == []

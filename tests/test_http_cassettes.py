@@ -44,7 +44,7 @@ def local_model(tape: Cassette) -> Model:
 
 def make_agent(tape: Cassette, *tools: str, instructions: str, **options: object) -> Agent:
     return Agent(name="tester", instructions=instructions, tools=[TOOLS[t] for t in tools],
-                 model=local_model(tape), variables={"today": tape.today}, **options)  # type: ignore[arg-type]
+                 model=local_model(tape), variables=tape.variables, **options)  # type: ignore[arg-type]
 
 
 def assert_history_valid(result: RunResult, agent: Agent) -> None:
