@@ -35,4 +35,5 @@ bench: install-test
 record: install-local install-test
 	for f in tasks/*.yaml; do $(PY) -m react_agent run $$f --record || [ $$? -eq 1 ]; done
 	for f in tasks/eval/*.yaml; do $(PY) -m react_agent eval $$f --record || [ $$? -eq 1 ]; done
+	$(PY) examples/assistants_port/support_assistant.py --record || [ $$? -eq 1 ]  # the Assistants API port
 	$(PY) -m pytest tests/test_http_cassettes.py --record-mode=rewrite --allowed-hosts=127.0.0.1
