@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import json
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -44,7 +44,7 @@ class Agent:
         *,
         tools: Iterable[Tool | Callable[..., Any]] = (),
         plugins: Iterable[str | Path] = (),
-        model: str | Model | None = None,
+        model: str | Model | Sequence[str | Model] | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
         request_timeout: float | None = None,
@@ -168,16 +168,17 @@ class Agent:
     async def run(self, input: str, *, session: str | None = None, user_id: str | None = None,
                   resume: bool = False, variables: dict[str, Any] | None = None, run_id: str | None = None,
                   metadata: dict[str, Any] | None = None, approvals: Mapping[str, Decision] | None = None,
-                  _depth: int = 0) -> RunResult:
+                  model_settings: dict[str, Any] | None = None, _depth: int = 0) -> RunResult:
         """Run to the end and return the ``RunResult`` (never raises for model or API failures).
 
         ``resume=True`` takes up the run ``run_id`` (or the session's last run) where its journal ends:
         after a crash, or — with ``approvals`` ({call id: ``Approve()`` / ``Deny("why")``}) — a run that
-        is ``awaiting_approval``."""
+        is ``awaiting_approval``. ``model_settings`` (e.g. ``{"temperature": 0}``) override the agent's for
+        this run (kept in its record, so a resumed run uses them too)."""
         result: RunResult | None = None
         async for event in self.stream(input, session=session, user_id=user_id, resume=resume,
                                        variables=variables, run_id=run_id, metadata=metadata, approvals=approvals,
-                                       _stream_tokens=False, _depth=_depth):
+                                       model_settings=model_settings, _stream_tokens=False, _depth=_depth):
             if isinstance(event, RunEnd):
                 result = event.result
         assert result is not None
@@ -198,7 +199,8 @@ class Agent:
     async def stream(self, input: str, *, session: str | None = None, user_id: str | None = None,
                      resume: bool = False, variables: dict[str, Any] | None = None, run_id: str | None = None,
                      metadata: dict[str, Any] | None = None, approvals: Mapping[str, Decision] | None = None,
-                     _stream_tokens: bool = True, _depth: int = 0) -> AsyncGenerator[Event, None]:
+                     model_settings: dict[str, Any] | None = None, _stream_tokens: bool = True,
+                     _depth: int = 0) -> AsyncGenerator[Event, None]:
         """Yield events as the run goes: ``TextDelta`` tokens, ``ToolStart``/``ToolEnd``, ``StepEnd``,
         and last ``RunEnd`` with the result.
 
@@ -209,8 +211,12 @@ class Agent:
 
         from .loop import Stop, finish, run_loop  # noqa: PLC0415 - loads pydantic models
 
+        if model_settings and not resume:
+            metadata = {**(metadata or {}), "model_settings": dict(model_settings)}
         state = self._start(input, session=session, user_id=user_id, resume=resume, variables=variables,
                             run_id=run_id, metadata=metadata, approvals=approvals, depth=_depth)
+        if model_settings:  # given again on a resume: over the ones in the record
+            state.model_settings = {**state.model_settings, **model_settings}
         log = logger().bind(run_id=state.run_id, session=state.session, agent=self.name)
         stop: Stop | None = None
         async with aclosing(run_loop(state, stream=_stream_tokens)) as events:
@@ -293,7 +299,8 @@ class Agent:
             steps.pop()
         return RunState(agent=self, journal=journal, system=system, history=folded.history, steps=steps,
                         depth=depth, usage=folded.usage(record.run_id), resumed=resumed,
-                        fence=values.get("fence") or new_fence(), tainted=folded.tainted)
+                        fence=values.get("fence") or new_fence(), tainted=folded.tainted,
+                        model_settings=dict((record.metadata or {}).get("model_settings") or {}))
 
     def _decisions(self, record: RunRecord, turn: Turn | None, approvals: Mapping[str, Decision] | None
                    ) -> list[tuple[int, int, dict[str, Any]]]:

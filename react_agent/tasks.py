@@ -44,7 +44,7 @@ class _Strict(BaseModel):
 class AgentSpec(_Strict):
     name: str = "agent"
     instructions: str = "You are a helpful assistant."
-    model: str | None = None
+    model: str | list[str] | None = None  # a list: fallback models, in order
     tools: list[str] | None = None  # names among the discovered tools; None = all of them
     agents_as_tools: list[str] = Field(default_factory=list)  # other agents of this file, as tools
     routes: dict[str, str] = Field(default_factory=dict)  # category -> agent of this file: a Router
