@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .guardrails import Guardrail
     from .history import Turn
     from .loop import RunState
+    from .mcp import MCPServer
     from .stores.base import RunRecord
 
 __all__ = ["Agent", "Hook"]
@@ -69,6 +70,7 @@ class Agent:
         untrusted_policy: UntrustedPolicy = "approve",
         input_guardrails: Iterable[Guardrail] = (),
         output_guardrails: Iterable[Guardrail] = (),
+        mcp_servers: Iterable[MCPServer] = (),
     ) -> None:
         self.name = name
         self.instructions = instructions
@@ -98,6 +100,7 @@ class Agent:
         self.untrusted_policy = untrusted_policy
         self.input_guardrails = list(input_guardrails)
         self.output_guardrails = list(output_guardrails)
+        self.mcp_servers = list(mcp_servers)  # their tools join ``tools`` when a run connects them
         self.tools: dict[str, Tool] = {}
         for item in tools:
             self.add_tool(item if isinstance(item, Tool) else tool(item))
@@ -206,7 +209,64 @@ class Agent:
 
         A hook that raises ends the run — status ``blocked`` for ``RunBlocked``, else ``error`` — with
         its record closed and its history valid; only a hook raising once the run's end is journaled
-        (on the last ``StepEnd`` or on ``RunEnd``) propagates, as a ``HookError``."""
+        (on the last ``StepEnd`` or on ``RunEnd``) propagates, as a ``HookError``.
+
+        The agent's MCP servers are connected first (unless it holds them open): one that cannot be
+        started is an ``MCPServerError``, raised before anything is written."""
+        from contextlib import aclosing  # noqa: PLC0415
+
+        options: dict[str, Any] = {"session": session, "user_id": user_id, "resume": resume, "variables": variables,
+                   "run_id": run_id, "metadata": metadata, "approvals": approvals,
+                   "model_settings": model_settings, "_stream_tokens": _stream_tokens, "_depth": _depth}
+        servers = list(self.mcp_servers)
+        if servers:
+            await self._acquire_servers()
+        try:
+            async with aclosing(self._events(input, **options)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            for server in servers:
+                await server.release()
+
+    # -- MCP servers ---------------------------------------------------------------------------------
+    async def _acquire_servers(self, *, hold: bool = False) -> None:
+        """Connect the MCP servers (those not connected yet) and put their current tools on the agent."""
+        acquired = []
+        try:
+            for server in self.mcp_servers:
+                tools = await server.acquire(hold=hold)
+                acquired.append(server)
+                for name in [n for n, t in self.tools.items() if t.source == server.source]:
+                    del self.tools[name]
+                for item in tools:
+                    self.add_tool(item)
+        except BaseException:
+            for server in acquired:
+                await (server.close() if hold else server.release())
+            raise
+        self.__dict__.pop("answer_tool", None)  # it depends on whether the agent has tools
+
+    async def open(self) -> Agent:
+        """Connect the MCP servers and keep them open across runs until ``close()``."""
+        await self._acquire_servers(hold=True)
+        return self
+
+    async def close(self) -> None:
+        """Close the MCP servers (stdio servers' processes end)."""
+        for server in self.mcp_servers:
+            await server.close()
+
+    async def __aenter__(self) -> Agent:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _events(self, input: str, *, session: str | None, user_id: str | None, resume: bool,
+                      variables: dict[str, Any] | None, run_id: str | None, metadata: dict[str, Any] | None,
+                      approvals: Mapping[str, Decision] | None, model_settings: dict[str, Any] | None,
+                      _stream_tokens: bool, _depth: int) -> AsyncGenerator[Event, None]:
         from contextlib import aclosing  # noqa: PLC0415
 
         from .loop import Stop, finish, run_loop  # noqa: PLC0415 - loads pydantic models
