@@ -270,7 +270,10 @@ class Agent:
         from contextlib import aclosing  # noqa: PLC0415
 
         from .loop import Stop, finish, run_loop  # noqa: PLC0415 - loads pydantic models
+        from .tracing import tracing_hooks  # noqa: PLC0415
 
+        tracers = tracing_hooks()  # OpenTelemetry spans, when it is installed and configured
+        hooks: list[Hook] = [*tracers, *self.hooks]
         if model_settings and not resume:
             metadata = {**(metadata or {}), "model_settings": dict(model_settings)}
         state = self._start(input, session=session, user_id=user_id, resume=resume, variables=variables,
@@ -283,7 +286,7 @@ class Agent:
             async for event in events:
                 _log_event(log, event)
                 try:
-                    await call_hooks(self.hooks, event)
+                    await call_hooks(hooks, event)
                 except RunError as exc:
                     if state.closed:  # the run's end is journaled already: nothing left to close
                         raise
@@ -296,6 +299,7 @@ class Agent:
             stop.output = best_partial(state)
             end = RunEnd(finish(state, stop))
             _log_event(log, end)
+            await call_hooks(tracers, end)
             yield end
 
     def _start(self, input: str, *, session: str | None, user_id: str | None, resume: bool,
