@@ -238,6 +238,8 @@ class MCPServer:
         if self._stop is not None:
             self._stop.set()
         if task is not None and not task.done():
+            if self._client is None:  # still starting: nothing waits on ``stop`` yet
+                task.cancel()
             with contextlib.suppress(Exception):
                 done, _ = await asyncio.wait({task}, timeout=10)
                 if not done:

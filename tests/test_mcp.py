@@ -140,7 +140,7 @@ async def test_a_server_that_never_answers_times_out():
     started = time.perf_counter()
     with pytest.raises(MCPServerError, match="did not answer within 1s"):
         await silent.connect()
-    assert time.perf_counter() - started < 15
+    assert time.perf_counter() - started < 8  # the child is stopped, not waited for
 
 
 def _free_port() -> int:
