@@ -30,8 +30,10 @@ if TYPE_CHECKING:
         UnexpectedModelBehavior,
         UserError,
     )
+    from .fallback import FallbackModel
     from .guardrails import Guardrail
     from .log import configure_logging
+    from .mcp import MCPServer, MCPServerError, MCPServerHTTP, MCPServerStdio
     from .model import Model, ModelResponse, OpenAIModel
     from .router import Route, Routed, Router
     from .steps import (
@@ -54,11 +56,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANCEL", "Agent", "Approve", "ContextBudgetExceeded", "Deny", "DiskStore", "DuplicateToolError", "Event",
-    "Guardrail", "Hook", "HookError",
-    "IncompleteResponseError", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry", "ModelUnavailableError",
-    "Observation", "OpenAIModel", "PendingCall", "PluginError", "PromptError", "ReactAgentError",
-    "Route", "Routed", "Router", "RunBlocked", "RunEnd", "RunError", "RunRecord", "RunResult", "RunStart",
-    "Session", "SessionInfo", "Step", "StepEnd", "Store", "StoreCorruptError", "TaskFileError",
+    "FallbackModel", "Guardrail", "Hook", "HookError", "IncompleteResponseError", "MCPServer", "MCPServerError",
+    "MCPServerHTTP", "MCPServerStdio", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry",
+    "ModelUnavailableError", "Observation", "OpenAIModel", "PendingCall", "PluginError", "PromptError",
+    "ReactAgentError", "Route", "Routed", "Router", "RunBlocked", "RunEnd", "RunError", "RunRecord", "RunResult",
+    "RunStart", "Session", "SessionInfo", "Step", "StepEnd", "Store", "StoreCorruptError", "TaskFileError",
     "TextDelta", "Tool", "ToolCall", "ToolContext", "ToolEnd", "ToolRetriesExceeded", "ToolStart",
     "UnexpectedModelBehavior", "Usage", "UserError", "configure_logging", "register_context_window", "register_price",
     "tool",
@@ -70,7 +72,8 @@ _WHERE = {
     **dict.fromkeys(["DiskStore", "RunRecord", "Session", "SessionInfo", "Store"], "stores"),
     "Model": "model", "ModelResponse": "model", "OpenAIModel": "model", "Tool": "tools", "ToolContext": "tools",
     "tool": "tools", "Usage": "usage", "register_price": "usage", "Route": "router", "Routed": "router",
-    "Router": "router", "register_context_window": "windows",
+    "Router": "router", "register_context_window": "windows", "FallbackModel": "fallback",
+    **dict.fromkeys(["MCPServer", "MCPServerError", "MCPServerHTTP", "MCPServerStdio"], "mcp"),
     **dict.fromkeys(["ContextBudgetExceeded", "DuplicateToolError", "HookError", "IncompleteResponseError",
                      "ModelHTTPError", "ModelRetry", "ModelUnavailableError", "PluginError", "PromptError",
                      "ReactAgentError", "RunBlocked", "RunError", "StoreCorruptError", "TaskFileError",

@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import json
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .guardrails import Guardrail
     from .history import Turn
     from .loop import RunState
+    from .mcp import MCPServer
     from .stores.base import RunRecord
 
 __all__ = ["CANCEL", "Agent", "Hook"]
@@ -49,7 +50,7 @@ class Agent:
         *,
         tools: Iterable[Tool | Callable[..., Any]] = (),
         plugins: Iterable[str | Path] = (),
-        model: str | Model | None = None,
+        model: str | Model | Sequence[str | Model] | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
         request_timeout: float | None = None,
@@ -75,6 +76,7 @@ class Agent:
         untrusted_policy: UntrustedPolicy = "approve",
         input_guardrails: Iterable[Guardrail] = (),
         output_guardrails: Iterable[Guardrail] = (),
+        mcp_servers: Iterable[MCPServer] = (),
     ) -> None:
         self.name = name
         self.instructions = instructions
@@ -105,6 +107,7 @@ class Agent:
         self.untrusted_policy = untrusted_policy
         self.input_guardrails = list(input_guardrails)
         self.output_guardrails = list(output_guardrails)
+        self.mcp_servers = list(mcp_servers)  # their tools join ``tools`` when a run connects them
         self.tools: dict[str, Tool] = {}
         for item in tools:
             self.add_tool(item if isinstance(item, Tool) else tool(item))
@@ -175,17 +178,20 @@ class Agent:
     async def run(self, input: str, *, session: str | None = None, user_id: str | None = None,
                   resume: bool = False, variables: dict[str, Any] | None = None, run_id: str | None = None,
                   metadata: dict[str, Any] | None = None, approvals: Mapping[str, Decision] | None = None,
-                  deps: Any = None, _depth: int = 0) -> RunResult:
+                  deps: Any = None, model_settings: dict[str, Any] | None = None, _depth: int = 0) -> RunResult:
         """Run to the end and return the ``RunResult`` (never raises for model or API failures).
 
         ``resume=True`` takes up the run ``run_id`` (or the session's last run) where its journal ends:
         after a crash, or — with ``approvals`` ({call id: ``Approve()`` / ``Deny("why")``}) — a run that
         is ``awaiting_approval``. ``deps`` reach the tools as ``ToolContext.deps``; they are not
-        journaled, so a resumed run has them only when they are passed again."""
+        journaled, so a resumed run has them only when they are passed again. ``model_settings`` (e.g.
+        ``{"temperature": 0}``) override the agent's for this run (kept in its record, so a resumed run
+        uses them too)."""
         result: RunResult | None = None
         async for event in self.stream(input, session=session, user_id=user_id, resume=resume,
                                        variables=variables, run_id=run_id, metadata=metadata, approvals=approvals,
-                                       deps=deps, _stream_tokens=False, _depth=_depth):
+                                       deps=deps, model_settings=model_settings, _stream_tokens=False,
+                                       _depth=_depth):
             if isinstance(event, RunEnd):
                 result = event.result
         assert result is not None
@@ -213,7 +219,8 @@ class Agent:
     async def stream(self, input: str, *, session: str | None = None, user_id: str | None = None,
                      resume: bool = False, variables: dict[str, Any] | None = None, run_id: str | None = None,
                      metadata: dict[str, Any] | None = None, approvals: Mapping[str, Decision] | None = None,
-                     deps: Any = None, _stream_tokens: bool = True, _depth: int = 0) -> AsyncGenerator[Event, None]:
+                     deps: Any = None, model_settings: dict[str, Any] | None = None, _stream_tokens: bool = True,
+                     _depth: int = 0) -> AsyncGenerator[Event, None]:
         """Yield events as the run goes: ``TextDelta`` tokens, ``ToolStart``/``ToolEnd``, ``StepEnd``,
         and last ``RunEnd`` with the result. ``task.cancel(CANCEL)`` on the task consuming it ends the run
         ``cancelled`` (closed; the ``CancelledError`` still propagates); any other cancellation leaves it
@@ -221,14 +228,80 @@ class Agent:
 
         A hook that raises ends the run — status ``blocked`` for ``RunBlocked``, else ``error`` — with
         its record closed and its history valid; only a hook raising once the run's end is journaled
-        (on the last ``StepEnd`` or on ``RunEnd``) propagates, as a ``HookError``."""
+        (on the last ``StepEnd`` or on ``RunEnd``) propagates, as a ``HookError``.
+
+        The agent's MCP servers are connected first (unless it holds them open): one that cannot be
+        started is an ``MCPServerError``, raised before anything is written."""
+        from contextlib import aclosing  # noqa: PLC0415
+
+        options: dict[str, Any] = {"session": session, "user_id": user_id, "resume": resume, "variables": variables,
+                   "run_id": run_id, "metadata": metadata, "approvals": approvals,
+                   "deps": deps, "model_settings": model_settings, "_stream_tokens": _stream_tokens,
+                   "_depth": _depth}
+        servers = list(self.mcp_servers)
+        if servers:
+            await self._acquire_servers()
+        try:
+            async with aclosing(self._events(input, **options)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            for server in servers:
+                await server.release()
+
+    # -- MCP servers ---------------------------------------------------------------------------------
+    async def _acquire_servers(self, *, hold: bool = False) -> None:
+        """Connect the MCP servers (those not connected yet) and put their current tools on the agent."""
+        acquired = []
+        try:
+            for server in self.mcp_servers:
+                tools = await server.acquire(hold=hold)
+                acquired.append(server)
+                for name in [n for n, t in self.tools.items() if t.source == server.source]:
+                    del self.tools[name]
+                for item in tools:
+                    self.add_tool(item)
+        except BaseException:
+            for server in acquired:
+                await (server.close() if hold else server.release())
+            raise
+        self.__dict__.pop("answer_tool", None)  # it depends on whether the agent has tools
+
+    async def open(self) -> Agent:
+        """Connect the MCP servers and keep them open across runs until ``aclose()``."""
+        await self._acquire_servers(hold=True)
+        return self
+
+    async def aclose(self) -> None:
+        """Close the MCP servers held open by ``open()`` / ``async with`` (stdio servers' processes end).
+        (``close()`` is the sync one: it closes the loops ``run_sync`` kept.)"""
+        for server in self.mcp_servers:
+            await server.close()
+
+    async def __aenter__(self) -> Agent:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _events(self, input: str, *, session: str | None, user_id: str | None, resume: bool,
+                      variables: dict[str, Any] | None, run_id: str | None, metadata: dict[str, Any] | None,
+                      approvals: Mapping[str, Decision] | None, deps: Any, model_settings: dict[str, Any] | None,
+                      _stream_tokens: bool, _depth: int) -> AsyncGenerator[Event, None]:
         from contextlib import aclosing  # noqa: PLC0415
 
         from .loop import Stop, best_partial, finish, run_loop  # noqa: PLC0415 - loads pydantic models
+        from .tracing import tracing_hooks  # noqa: PLC0415
 
+        tracers = tracing_hooks()  # OpenTelemetry spans, when it is installed and configured
+        hooks: list[Hook] = [*tracers, *self.hooks]
+        if model_settings and not resume:
+            metadata = {**(metadata or {}), "model_settings": dict(model_settings)}
         state = self._start(input, session=session, user_id=user_id, resume=resume, variables=variables,
                             run_id=run_id, metadata=metadata, approvals=approvals, depth=_depth)
         state.deps = deps
+        if model_settings:  # given again on a resume: over the ones in the record
+            state.model_settings = {**state.model_settings, **model_settings}
         log = logger().bind(run_id=state.run_id, session=state.session, agent=self.name)
         stop: Stop | None = None
         try:
@@ -236,7 +309,7 @@ class Agent:
                 async for event in events:
                     _log_event(log, event)
                     try:
-                        await call_hooks(self.hooks, event)
+                        await call_hooks(hooks, event)
                     except RunError as exc:
                         if state.closed:  # the run's end is journaled already: nothing left to close
                             raise
@@ -251,6 +324,7 @@ class Agent:
             stop.output = best_partial(state)
             end = RunEnd(finish(state, stop))
             _log_event(log, end)
+            await call_hooks(tracers, end)
             yield end
 
     def _start(self, input: str, *, session: str | None, user_id: str | None, resume: bool,
@@ -314,7 +388,8 @@ class Agent:
             steps.pop()
         state = RunState(agent=self, journal=journal, system=system, history=folded.history, steps=steps,
                          depth=depth, usage=folded.usage(record.run_id), resumed=resumed,
-                         fence=values.get("fence") or new_fence(), tainted=folded.tainted)
+                         fence=values.get("fence") or new_fence(), tainted=folded.tainted,
+                         model_settings=dict((record.metadata or {}).get("model_settings") or {}))
         restore_streaks(state, [t for t in folded.run_turns(record.run_id) if t is not resumed or not t.open])
         return state
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .steps import RunResult
     from .stores import RunRecord
     from .tasks import TaskFile, TaskOutcome
+    from .tools import Tool
 
 __all__ = ["main"]
 
@@ -102,7 +103,10 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--session", help="session id (default: a new one; an existing one continues)")
     chat.add_argument("--model", help="override the model (e.g. local, gpt-4o-mini)")
 
-    tools = add("tools", "list the tools found in plugin folders and entry points")
+    tools = add("tools", "list the tools found in plugin folders and entry points, and a task file's MCP servers'")
+    tools.add_argument("taskfile", type=Path, nargs="?",
+                       help="also list the tools of this task file's MCP servers (each is started, listed, stopped)"
+                            "; its tools_dir is the plugin folder")
     tools.add_argument("--plugins", type=Path, action="append", help="plugin folder, repeatable (default: tools)")
     tools.add_argument("--json", action="store_true", help="print names, sources, descriptions and parameters as JSON")
 
@@ -122,13 +126,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _approval_commands(add)
 
-    serve = add("serve", "serve the agents of task files over HTTP (needs the server extra; see README \"Serving\")")
-    serve.add_argument("paths", nargs="*", type=Path, default=[Path("tasks")],
-                       help="task files, or folders of them (their *.yaml; default: tasks)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
-    serve.add_argument("--keys", type=Path, help="API keys file, one key:user a line (with $REACT_AGENT_API_KEYS)")
-    serve.add_argument("--model", help="override the agents' model (e.g. local, gpt-4o-mini)")
+    _serve_command(add)
 
     evaluate = add("eval", "evaluate an agent on a suite: accuracy, pass^k, latency, cost")
     evaluate.add_argument("suite", type=Path, help="a task file whose tasks are the cases (e.g. tasks/eval/*.yaml)")
@@ -140,6 +138,16 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cassettes", type=Path, help=_CASSETTES_HELP)
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
+
+
+def _serve_command(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    serve = add("serve", "serve the agents of task files over HTTP (needs the server extra; see README \"Serving\")")
+    serve.add_argument("paths", nargs="*", type=Path, default=[Path("tasks")],
+                       help="task files, or folders of them (their *.yaml; default: tasks)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    serve.add_argument("--keys", type=Path, help="API keys file, one key:user a line (with $REACT_AGENT_API_KEYS)")
+    serve.add_argument("--model", help="override the agents' model (e.g. local, gpt-4o-mini)")
 
 
 def _approval_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -362,27 +370,45 @@ def _tool_names(agent: Agent | Router) -> list[str]:
 
 # -- tools ----------------------------------------------------------------------------------------
 def cmd_tools(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
     from .plugins import discover  # noqa: PLC0415
+    from .tasks import load_task_file  # noqa: PLC0415
 
     for folder in args.plugins or []:  # named on the command line: a typo is a mistake, not a skip
         if not folder.is_dir():
             raise UserError(f"--plugins {folder}: no such folder")
-    found = discover(args.plugins or [Path("tools")])
+    task_file = load_task_file(args.taskfile) if args.taskfile else None
+    default = task_file.resolve(task_file.tools_dir) if task_file else [Path("tools")]
+    found = discover(args.plugins or default)
+    listed = [*found.tools.values(), *(asyncio.run(_mcp_tools(task_file)) if task_file else [])]
     if args.json:
         _dump({"tools": [{"name": t.name, "source": t.source, "description": t.description,
-                          "parameters": t.schema()["function"]["parameters"]} for t in found.tools.values()],
+                          "parameters": t.schema()["function"]["parameters"]} for t in listed],
                "skipped": [{"source": s.source, "reason": s.reason} for s in found.skipped]})
         return 0
     from rich.markup import escape  # noqa: PLC0415
 
     console = _console()
-    for item in found.tools.values():
+    for item in listed:
         console.print(f"[bold]{escape(item.name)}[/]  [dim]{escape(item.source)}[/]")
         console.print(escape(first_paragraph(item.description, width=max(console.width, 40))))
     for skipped in found.skipped:
         console.print(f"[red]skipped[/] {escape(skipped.source)}: {escape(skipped.reason)}")
-    console.print(f"{len(found.tools)} tools, {len(found.skipped)} skipped")
+    console.print(f"{len(listed)} tools, {len(found.skipped)} skipped")
     return 0
+
+
+async def _mcp_tools(task_file: TaskFile) -> list[Tool]:
+    """The tools of every MCP server of the task file's agents (started, listed and stopped)."""
+    from .tasks import mcp_servers  # noqa: PLC0415
+
+    tools: list[Tool] = []
+    for name in task_file.agent_names():
+        for server in mcp_servers(task_file, task_file.agent_spec(name)):
+            async with server:
+                tools.extend(server.tools)
+    return tools
 
 
 def first_paragraph(text: str, *, width: int, indent: str = "    ") -> str:

@@ -251,7 +251,9 @@ def _measure(system: str, agent: Agent) -> tuple[int, int]:
     """The budget (tokens) and the bytes of the request without history, as ``OpenAIModel`` sends it
     (streamed: the stream options are counted too)."""
     settings = {**getattr(agent.model, "default_settings", {}), **agent.model_settings}
-    budget = agent.context_budget if agent.context_budget is not None else default_budget(agent.model.name, settings)
+    models = getattr(agent.model, "models", None) or [agent.model]  # fallback models: the smallest window
+    budget = agent.context_budget if agent.context_budget is not None else min(
+        default_budget(model.name, settings) for model in models)
     skeleton: dict[str, Any] = {"model": agent.model.name, "messages": [{"role": "system", "content": system}],
                                 **settings}
     if agent.tool_schemas:

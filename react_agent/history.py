@@ -75,9 +75,10 @@ class Turn:
                         for i, a in enumerate(actions) if (r := self.results.get(i)) is not None]
         thought = (self.message.get("content") or None) if self.calls else None
         answer = self.answer if self.calls else (self.answer or self.message.get("content") or "")
+        usage = Usage.model_validate(self.usage or {})
         return Step(index=self.step, thought=thought, actions=actions, observations=observations,
-                    answer=answer, note=self.note, usage=Usage.model_validate(self.usage or {}),
-                    ms=self.ms, finish_reason=self.finish_reason)
+                    answer=answer, note=self.note, usage=usage, ms=self.ms, finish_reason=self.finish_reason,
+                    model=next(iter(usage.by_model), None))  # the model that answered is its usage's
 
 
 @dataclass(slots=True)

@@ -95,6 +95,7 @@ class RunState:
     pending: list[PendingCall] = field(default_factory=list)  # calls waiting for a human decision
     context: ContextWindow = field(default_factory=ContextWindow)  # what of history each request sends
     deps: Any = None  # the caller's dependencies for tools (ToolContext.deps); never journaled
+    model_settings: dict[str, Any] = field(default_factory=dict)  # this run's, over the agent's
 
     @property
     def run_id(self) -> str:
@@ -149,8 +150,9 @@ async def run_loop(state: RunState, *, stream: bool = False) -> AsyncGenerator[E
             next_step = Stop("error", exc, best_partial(state))
             break
         assert response is not None, "a model stream must end with a ModelResponse"
-        step.usage, step.finish_reason = response.usage, response.finish_reason
-        state.usage.add(response.usage)
+        step.model = response.model or agent.model.name
+        step.usage, step.finish_reason = response.usage.answered_by(step.model), response.finish_reason
+        state.usage.add(step.usage)
         if response.tool_calls:
             step.thought = response.text or None
             step.actions = [ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in response.tool_calls]
@@ -213,7 +215,7 @@ def _limit_reached(state: RunState) -> Stop | None:
 async def _ask_model(state: RunState, stream: bool) -> AsyncIterator[str | ModelResponse]:
     agent = state.agent
     messages = await _request_messages(state)
-    settings = {**getattr(agent.model, "default_settings", {}), **agent.model_settings}
+    settings = {**getattr(agent.model, "default_settings", {}), **agent.model_settings, **state.model_settings}
     if stream:
         async for item in agent.model.stream(messages, agent.tool_schemas, settings):
             yield item

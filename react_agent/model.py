@@ -17,10 +17,10 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, runtime_checkable
 from urllib.parse import parse_qsl
 
 from .errors import IncompleteResponseError, ModelHTTPError, UnexpectedModelBehavior
@@ -53,6 +53,7 @@ class ModelResponse:
     tool_calls: list[RawToolCall] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
+    model: str | None = None  # which model answered, when a model stands for several (``FallbackModel``)
 
     def message(self) -> dict[str, Any]:
         """The assistant message in wire format, as it goes into history.
@@ -444,16 +445,21 @@ def _new_client(base_url: str | None, api_key: str, max_retries: int, timeout: f
 
 
 def resolve_model(
-    model: str | Model | None, *, base_url: str | None = None, api_key: str | None = None,
+    model: str | Model | Sequence[str | Model] | None, *, base_url: str | None = None, api_key: str | None = None,
     request_timeout: float | None = None, max_retries: int | None = None,
 ) -> Model:
     """A ``Model`` from a name: ``"local"`` (or nothing configured at all) is the embedded llama.cpp
     model; any other name goes to the OpenAI-compatible server from arguments or the environment.
 
     ``request_timeout`` (seconds) and ``max_retries`` replace the model's defaults when given. A
-    ``Model`` instance is returned as it is."""
+    ``Model`` instance is returned as it is; a list is a ``FallbackModel`` of its models, in order."""
+    if isinstance(model, list | tuple):
+        from .fallback import FallbackModel  # noqa: PLC0415
+
+        return FallbackModel(*(resolve_model(m, base_url=base_url, api_key=api_key, request_timeout=request_timeout,
+                                             max_retries=max_retries) for m in model))
     if model is not None and not isinstance(model, str):
-        return model
+        return cast(Model, model)
     options: dict[str, Any] = {}
     if request_timeout is not None:
         options["timeout"] = request_timeout

@@ -105,8 +105,10 @@ def check_local(model: Model) -> None:
     """The embedded model, when this is it and no server is given, is installed."""
     from .local import LocalModel, check_installed  # noqa: PLC0415
 
-    if isinstance(model, LocalModel) and model.base_url is None:
-        check_installed()
+    for each in getattr(model, "models", None) or [model]:  # fallback models: each of them
+        if isinstance(each, LocalModel) and each.base_url is None:
+            check_installed()
+            return
 
 
 @contextlib.contextmanager

@@ -67,6 +67,7 @@ class Step(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     ms: float = 0.0
     finish_reason: str | None = None  # why the model stopped: stop, tool_calls, length, content_filter
+    model: str | None = None  # the model that answered (with fallback models, the one that did)
 
 
 class RunResult(BaseModel):

@@ -15,7 +15,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .agent import Agent
 from .errors import TaskFileError, UserError
@@ -25,6 +33,7 @@ from .stores import Store
 
 if TYPE_CHECKING:
     from .approval import Decision
+    from .mcp import MCPServer
     from .router import Router
 
 Decider = Callable[[RunResult], "Mapping[str, Decision] | None"]  # decisions on a paused run, or None to stop
@@ -41,10 +50,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class MCPServerSpec(_Strict):
+    """One MCP server of an agent: ``command`` (+ ``args``, ``env``, ``cwd``) for stdio, or ``url``."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_.-]{1,64}$")]
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None  # relative to the task file; default: the task file's folder
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    prefix: str = ""
+    tools: list[str] | None = None  # only these tools of the server
+    timeout: float | None = Field(60.0, gt=0, le=3600, allow_inf_nan=False)  # seconds per call
+    start_timeout: float = Field(30.0, gt=0, le=600, allow_inf_nan=False)
+    max_retries: int = Field(3, ge=0, le=10)
+    untrusted_output: bool = True
+    side_effects: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServerSpec:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either command (a stdio server) or url (a streamable-HTTP server)")
+        return self
+
+
 class AgentSpec(_Strict):
     name: str = "agent"
     instructions: str = "You are a helpful assistant."
-    model: str | None = None
+    model: str | list[str] | None = None  # a list: fallback models, in order
     tools: list[str] | None = None  # names among the discovered tools; None = all of them
     agents_as_tools: list[str] = Field(default_factory=list)  # other agents of this file, as tools
     routes: dict[str, str] = Field(default_factory=dict)  # category -> agent of this file: a Router
@@ -58,6 +92,7 @@ class AgentSpec(_Strict):
     output_type: str | None = None  # "module:Class" of a pydantic model
     model_settings: dict[str, Any] = Field(default_factory=dict)
     variables: dict[str, Any] = Field(default_factory=dict)
+    mcp_servers: list[MCPServerSpec] = Field(default_factory=list)
 
 
 class ToolExpectation(_Strict):
@@ -249,6 +284,23 @@ def _transport(spec: AgentSpec) -> dict[str, Any]:
                                           ("max_retries", spec.max_retries)) if value is not None}
 
 
+def mcp_servers(task_file: TaskFile, spec: AgentSpec) -> list[MCPServer]:
+    """The agent's MCP servers; a stdio server runs in the task file's folder unless ``cwd`` says otherwise."""
+    from .mcp import MCPServerHTTP, MCPServerStdio  # noqa: PLC0415
+
+    servers: list[MCPServer] = []
+    for each in spec.mcp_servers:
+        options: dict[str, Any] = each.model_dump(include={
+            "name", "prefix", "tools", "timeout", "start_timeout", "max_retries", "untrusted_output", "side_effects"})
+        if each.url is not None:
+            servers.append(MCPServerHTTP(each.url, headers=each.headers, **options))
+        else:
+            assert each.command is not None
+            cwd = (task_file.path.parent / (each.cwd or ".")).resolve()
+            servers.append(MCPServerStdio(each.command, each.args, env=each.env, cwd=cwd, **options))
+    return servers
+
+
 def build_agent(task_file: TaskFile, name: str | None = None, *, model: str | Model | None = None,
                 store: Store | None = None, variables: dict[str, Any] | None = None,
                 built: dict[str, Agent] | None = None) -> Agent:
@@ -280,6 +332,7 @@ def build_agent(task_file: TaskFile, name: str | None = None, *, model: str | Mo
         max_tool_output=spec.max_tool_output, output_type=output_type,
         model_settings=spec.model_settings, prompts=task_file.resolve(task_file.prompts),
         variables={**spec.variables, **(variables or {})}, store=store, answer_tool=True if spec.routes else None,
+        mcp_servers=mcp_servers(task_file, spec),
         **_transport(spec),
     )
     agent.origin = f"{task_file.path}: agent {spec.name!r}"  # a prompt error names the file and the field

@@ -7,14 +7,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
     from .stores.base import RunRecord
 
 __all__ = [
-    "PRICES", "Price", "Usage", "UserTotals", "by_model_name", "format_cost", "price_for", "register_price",
-    "sum_costs", "totals_by_user",
+    "PRICES", "ModelUsage", "Price", "Usage", "UserTotals", "by_model_name", "format_cost", "price_for",
+    "register_price", "sum_costs", "totals_by_user",
 ]
 
 T = TypeVar("T")
@@ -76,6 +76,21 @@ def format_cost(cost: float | None) -> str:
     return "n/a" if cost is None else f"${cost:.4f}"
 
 
+class ModelUsage(BaseModel):
+    """One model's share of a ``Usage`` (with fallback models, a run's requests may go to several)."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+    def add(self, other: ModelUsage) -> None:
+        self.requests += other.requests
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cost_usd = sum_costs((self.cost_usd, other.cost_usd))
+
+
 class Usage(BaseModel):
     requests: int = 0
     prompt_tokens: int = 0
@@ -84,6 +99,7 @@ class Usage(BaseModel):
     reasoning_tokens: int = 0  # of completion_tokens, the model's hidden reasoning (o-series, gpt-5)
     latency_ms: float = 0.0
     cost_usd: float | None = 0.0
+    by_model: dict[str, ModelUsage] = Field(default_factory=dict)  # the same, per model that answered
 
     @property
     def total_tokens(self) -> int:
@@ -103,6 +119,12 @@ class Usage(BaseModel):
             reasoning_tokens=reasoning, latency_ms=latency_ms, cost_usd=cost,
         )
 
+    def answered_by(self, model: str) -> Usage:
+        """This usage, attributed to ``model`` in ``by_model`` (the loop does this for every request)."""
+        share = ModelUsage(requests=self.requests, prompt_tokens=self.prompt_tokens,
+                           completion_tokens=self.completion_tokens, cost_usd=self.cost_usd)
+        return self.model_copy(update={"by_model": {model: share}})
+
     def add(self, other: Usage) -> None:
         """Accumulate in place; cost stays ``None`` once any part of it is unknown."""
         self.requests += other.requests
@@ -112,6 +134,12 @@ class Usage(BaseModel):
         self.reasoning_tokens += other.reasoning_tokens
         self.latency_ms += other.latency_ms
         self.cost_usd = sum_costs((self.cost_usd, other.cost_usd))
+        for model, share in other.by_model.items():
+            mine = self.by_model.get(model)
+            if mine is None:
+                self.by_model[model] = share.model_copy()
+            else:
+                mine.add(share)
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ def isolated_env(tmp_path, monkeypatch):
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REACT_AGENT_MODEL", "REACT_AGENT_DEMO_DIR",
                  "REACT_AGENT_REVIEW_ROOT", "REACT_AGENT_ALLOW_FETCH"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REACT_AGENT_TRACING", "0")  # tests/test_tracing.py turns it on for itself
 
 
 @pytest.fixture(autouse=True)
