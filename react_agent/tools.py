@@ -171,8 +171,21 @@ class Tool:
         return self._schema
 
     def validate(self, raw_arguments: str) -> BaseModel:
-        """Parse the model's JSON arguments; raises ``ValidationError`` (JSON or schema problems)."""
-        return self.args_model.model_validate_json(raw_arguments.strip() or "{}")
+        """Parse the model's JSON arguments; raises ``ValidationError`` (JSON or schema problems).
+
+        Control characters inside strings — a literal newline, as small models write them — are
+        accepted: JSON forbids them, but what the model meant is not in doubt."""
+        raw = raw_arguments.strip() or "{}"
+        try:
+            return self.args_model.model_validate_json(raw)
+        except ValidationError as exc:
+            if exc.errors()[0]["type"] != "json_invalid":
+                raise
+            try:
+                lenient = json.loads(raw, strict=False)
+            except ValueError:
+                raise exc from None
+            return self.args_model.model_validate_json(json.dumps(lenient))
 
     async def invoke(self, raw_arguments: str, context: ToolContext | None = None,
                      keep: Keep | None = None, *, parsed: BaseModel | None = None) -> ToolOutcome:
