@@ -30,7 +30,7 @@ from typing import Any
 from .errors import ModelHTTPError, ModelUnavailableError
 from .model import ModelResponse, OpenAIModel
 from .paths import home, private_dir
-from .tools import ANSWER_TOOL
+from .tools import ANSWER_TOOL, answer_tool
 from .windows import context_window
 
 __all__ = ["LocalModel", "LocalServer", "check_installed", "find_gguf", "install_hint"]
@@ -178,6 +178,11 @@ _servers: dict[Path, LocalServer] = {}
 
 
 _QUIRK_PREFIX = "functions."
+# Asked of the model once it chose to answer: the answer as a plain sentence, without tools. Through
+# the handler's final_answer grammar (a JSON string) SmolLM2-135M writes code, schemas and
+# half-sentences; asked for a sentence, it mostly copies the tool's result into one.
+ANSWER_IN_WORDS = "Answer the question in one sentence, with this result."
+_PLAIN_ANSWER = answer_tool().schema()["function"]
 
 
 def _chosen_without_arguments(response: ModelResponse, tools: list[dict[str, Any]]) -> str | None:
@@ -203,13 +208,16 @@ def bounded_schema(node: Any, limit: int) -> Any:
     return copy
 
 
-def chatml_friendly(messages: list[dict[str, Any]], answer_tool: str | None) -> list[dict[str, Any]]:
+def chatml_friendly(messages: list[dict[str, Any]], answer_tool: str | None, *,
+                    answering: bool = False) -> list[dict[str, Any]]:
     """Rewrite history for llama-cpp-python's ``chatml-function-calling`` template, which drops
     ``tool`` messages and HTML-escapes what it renders (the model then imitates ``&#34;``).
 
     Past tool calls become one plain assistant line each (``functions.NAME: key = value``) and each
     result a user message naming the call — with, when an answer tool is offered, the reminder to
-    call it. The stored history keeps the real messages; only the wire request is rewritten."""
+    call it. ``answering`` is the request for the answer in words (no tools): the conversation ends
+    with ``ANSWER_IN_WORDS`` instead. The stored history keeps the real messages; only the wire
+    request is rewritten."""
     names: dict[str, str] = {}
     out: list[dict[str, Any]] = []
     for message in messages:
@@ -227,6 +235,11 @@ def chatml_friendly(messages: list[dict[str, Any]], answer_tool: str | None) -> 
             out.append({"role": "user", "content": f"Result of functions.{name}: {result}{reminder}"})
         else:
             out.append({**message, "content": _unescapable(message.get("content") or "")})
+    if answering:
+        if out and out[-1]["role"] == "user":
+            out[-1] = {**out[-1], "content": f"{out[-1]['content']}\n{ANSWER_IN_WORDS}"}
+        else:
+            out.append({"role": "user", "content": ANSWER_IN_WORDS})
     return out
 
 
@@ -254,12 +267,15 @@ class LocalModel(OpenAIModel):
 
     Quirks handled: tools need ``tool_choice="auto"`` (always sent); generation is bounded by
     ``max_tokens`` because the function-calling handler can otherwise run to the end of the context;
-    no retries by default (retrying a stalled local generation only doubles the wait).
+    no retries by default (retrying a stalled local generation only doubles the wait). When the model
+    chooses the plain ``final_answer`` tool, the answer is asked for as text, without tools (the run
+    then ends on a text answer, as with any model that answers in words).
     """
 
     default_settings: dict[str, Any] = {"max_tokens": 384, "temperature": 0.0}  # noqa: RUF012 - read-only
     # chatml-function-calling cannot produce text when tools are offered (its "message" branch is
-    # constrained to function names or end-of-turn), so the final answer comes as a tool call.
+    # constrained to function names or end-of-turn), so the model says it is done by choosing a
+    # final_answer tool; the answer itself is then asked for without tools (see ``complete``).
     prefers_answer_tool = True
     # The handler generates tool arguments with a JSON-schema grammar and no token limit; a string
     # argument can run to the end of the context. maxLength bounds it inside the grammar.
@@ -270,24 +286,32 @@ class LocalModel(OpenAIModel):
                          stream_usage=True, price_as=LOCAL_NAME)
         self.server: LocalServer | None = None
 
-    def _body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-              settings: dict[str, Any], stream: bool) -> dict[str, Any]:
-        bounded = [bounded_schema(t, self.max_argument_chars) for t in tools]
-        answer = next((t["function"]["name"] for t in tools if t["function"]["name"] == ANSWER_TOOL), None)
-        return super()._body(chatml_friendly(messages, answer), bounded, settings, stream)
-
     async def complete(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], settings: dict[str, Any]
     ) -> ModelResponse:
-        response = await super().complete(messages, tools, settings)
-        chosen = _chosen_without_arguments(response, tools)
-        return response if chosen is None else await self._arguments_for(chosen, response, messages, tools, settings)
+        answer = next((t["function"]["name"] for t in tools if t["function"]["name"] == ANSWER_TOOL), None)
+        wire_messages = chatml_friendly(messages, answer)
+        wire_tools = [bounded_schema(t, self.max_argument_chars) for t in tools]
+        first = await super().complete(wire_messages, wire_tools, settings)
+        chosen = _chosen_without_arguments(first, tools)
+        if chosen is None:
+            return first
+        if any(t["function"] == _PLAIN_ANSWER for t in tools if t["function"]["name"] == chosen):
+            # The model chose to answer: ask for the answer as a sentence, without tools.
+            second = await super().complete(chatml_friendly(messages, None, answering=True), [], settings)
+        else:
+            # The handler's "message" branch can only emit ``functions.NAME:`` — the model chose a tool
+            # but got no arguments. Ask again with that tool forced: its grammar then produces them.
+            forced = {**settings, "tool_choice": {"type": "function", "function": {"name": chosen}}}
+            second = await super().complete(wire_messages, wire_tools, forced)
+        second.usage.add(first.usage)
+        return second
 
     async def stream(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], settings: dict[str, Any]
     ) -> AsyncIterator[str | ModelResponse]:
         if not tools:
-            async for item in super().stream(messages, tools, settings):
+            async for item in super().stream(chatml_friendly(messages, None), tools, settings):
                 yield item
             return
         # With tools the handler refuses to stream ("Automatic streaming tool choice is not supported",
@@ -296,15 +320,6 @@ class LocalModel(OpenAIModel):
         if response.text:
             yield response.text
         yield response
-
-    async def _arguments_for(self, name: str, first: ModelResponse, messages: list[dict[str, Any]],
-                             tools: list[dict[str, Any]], settings: dict[str, Any]) -> ModelResponse:
-        """The handler's "message" branch can only emit ``functions.NAME:`` — the model chose a tool
-        but got no arguments. Ask again with that tool forced: its grammar then produces them."""
-        forced = {**settings, "tool_choice": {"type": "function", "function": {"name": name}}}
-        second = await super().complete(messages, tools, forced)
-        second.usage.add(first.usage)
-        return second
 
     async def _post(self, body: dict[str, Any], stream: bool) -> Any:
         if self.base_url is None:

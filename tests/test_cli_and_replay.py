@@ -94,3 +94,23 @@ def test_cassette_paths_keep_the_sub_path_below_tasks() -> None:
     suite = load_task_file(ROOT / "tasks" / "eval" / "support.yaml")
     assert cassette_path(folder, suite, "x") == folder / "eval" / "support" / "x.yaml"
     assert cassette_path(folder, suite, "x", trial=2) == folder / "eval" / "support" / "x.trial2.yaml"
+
+
+@pytest.mark.parametrize(("answer", "passed"), [
+    ("You can call functions.add and function.final_answer in a loop: ...", False),
+    ("The complete final answer, in plain words.", False),
+    ("1234 * 5678 is 7006652.", True),
+])
+async def test_the_quickstart_checks_the_answer_not_only_the_tool_call(tmp_path: Path, answer: str,
+                                                                        passed: bool) -> None:
+    """The right tool call followed by a nonsense answer (what the demo once passed with) fails."""
+    from react_agent.stores import DiskStore  # noqa: PLC0415
+    from react_agent.tasks import run_task  # noqa: PLC0415
+    from react_agent.testing import ScriptedModel, reply, tool_call  # noqa: PLC0415
+
+    task_file = load_task_file(ROOT / "tasks" / "quickstart.yaml")
+    task = next(t for t in task_file.tasks if t.name == "multiply")
+    model = ScriptedModel([tool_call("calculate", {"expression": "1234 * 5678"}), reply(answer)])
+    outcome = await run_task(task_file, task, model=model, store=DiskStore(tmp_path / "store"))
+    assert outcome.results[0].steps[0].observations[0].content == "1234 * 5678 = 7006652"
+    assert outcome.passed is passed, outcome.checks

@@ -182,13 +182,16 @@ def test_eval_command_line() -> None:
 
 # -- the shipped suites ---------------------------------------------------------------------------
 def test_a_suite_per_agent_is_shipped() -> None:
-    assert [p.stem for p in SUITES] == ["code_review", "data_analysis", "research", "router", "support"]
+    assert [p.stem for p in SUITES] == ["code_review", "data_analysis", "quickstart", "research", "router", "support"]
 
 
 @pytest.mark.parametrize("path", SUITES, ids=lambda p: p.stem)
 def test_shipped_suite_loads_and_every_case_checks_the_work(path: Path) -> None:
     suite = load_task_file(path)
-    assert 2 <= len(suite.tasks) <= 3
+    if path.stem == "quickstart":  # the local model's answer accuracy: enough simple cases for a percentage
+        assert len(suite.tasks) >= 20
+    else:
+        assert 2 <= len(suite.tasks) <= 3
     for case in suite.tasks:
         runner = build_runner(suite, case.agent, model="gpt-4o-mini")
         assert case.expect_tool, case.name

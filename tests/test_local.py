@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from react_agent import Agent
 from react_agent import local as local_module
 from react_agent.cli import main
 from react_agent.errors import ModelUnavailableError
 from react_agent.local import (
+    ANSWER_IN_WORDS,
     LocalModel,
     LocalServer,
     bounded_schema,
@@ -25,6 +27,7 @@ from react_agent.local import (
 )
 from react_agent.model import ModelResponse, OpenAIModel, RawToolCall, resolve_model
 from react_agent.testing import reply
+from react_agent.tools import answer_tool
 from react_agent.usage import Usage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,8 +127,8 @@ async def test_a_tool_chosen_without_arguments_is_asked_again_with_the_tool_forc
         monkeypatch: pytest.MonkeyPatch) -> None:
     model = LocalModel(base_url="http://127.0.0.1:9/v1")
     sent: list[dict[str, Any]] = []
-    answers = [reply("functions.final_answer:"),
-               ModelResponse(None, [RawToolCall("c9", "final_answer", '{"answer": "6"}')],
+    answers = [reply("functions.calculate:"),
+               ModelResponse(None, [RawToolCall("c9", "calculate", '{"expression": "2*3"}')],
                              Usage.of_request("local", 5, 3, 0, 1.0))]
 
     async def fake_complete(self: Any, messages: Any, tools: Any, settings: dict[str, Any]) -> ModelResponse:
@@ -134,6 +137,56 @@ async def test_a_tool_chosen_without_arguments_is_asked_again_with_the_tool_forc
 
     monkeypatch.setattr(OpenAIModel, "complete", fake_complete)  # the HTTP layer, replaced
     response = await model.complete([{"role": "user", "content": "2*3?"}], TOOLS, {})
-    assert response.tool_calls[0].name == "final_answer"
-    assert sent[1]["tool_choice"] == {"type": "function", "function": {"name": "final_answer"}}
+    assert response.tool_calls[0].name == "calculate"
+    assert sent[1]["tool_choice"] == {"type": "function", "function": {"name": "calculate"}}
     assert response.usage.requests == 2 and response.usage.prompt_tokens == 25
+
+
+async def test_choosing_the_answer_tool_asks_for_the_answer_in_words_without_tools(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the handler's final_answer grammar the small model garbles its answer most; once it
+    chooses to answer, the answer is asked for as a sentence, with no tools offered."""
+    model = LocalModel(base_url="http://127.0.0.1:9/v1")
+    sent: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
+    answers = [reply("functions.final_answer:"), reply("2*3 is 6.")]
+
+    async def fake_complete(self: Any, messages: Any, tools: Any, settings: dict[str, Any]) -> ModelResponse:
+        sent.append((messages, tools))
+        return answers.pop(0)
+
+    monkeypatch.setattr(OpenAIModel, "complete", fake_complete)  # the HTTP layer, replaced
+    tools = [*TOOLS[:1], answer_tool().schema()]
+    history: list[dict[str, Any]] = [
+        {"role": "user", "content": "What is 2*3?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "calculate", "arguments": '{"expression": "2*3"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "2*3 = 6"},
+    ]
+    response = await model.complete(history, tools, {})
+    assert response.text == "2*3 is 6." and not response.tool_calls
+    messages, offered = sent[1]
+    assert offered == []
+    assert messages[-1] == {"role": "user", "content": f"Result of functions.calculate: 2*3 = 6\n{ANSWER_IN_WORDS}"}
+    assert "final_answer" not in messages[-1]["content"]
+    assert response.usage.requests == 2
+
+
+async def test_an_answer_tool_with_fields_is_still_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A structured answer (``output_type``) cannot be a sentence: its tool is forced, as any other."""
+    class Verdict(BaseModel):
+        answer: str
+        confident: bool
+
+    model = LocalModel(base_url="http://127.0.0.1:9/v1")
+    sent: list[tuple[list[dict[str, Any]], dict[str, Any]]] = []
+    answers = [reply("functions.final_answer:"),
+               ModelResponse(None, [RawToolCall("c9", "final_answer", '{"answer": "6", "confident": true}')])]
+
+    async def fake_complete(self: Any, messages: Any, tools: Any, settings: dict[str, Any]) -> ModelResponse:
+        sent.append((tools, settings))
+        return answers.pop(0)
+
+    monkeypatch.setattr(OpenAIModel, "complete", fake_complete)  # the HTTP layer, replaced
+    response = await model.complete([{"role": "user", "content": "2*3?"}], [answer_tool(Verdict).schema()], {})
+    assert response.tool_calls[0].name == "final_answer"
+    assert sent[1][1]["tool_choice"] == {"type": "function", "function": {"name": "final_answer"}}

@@ -132,6 +132,15 @@ async def test_invoke_treats_empty_arguments_as_an_empty_object():
     assert (await ping.invoke("  ")).content == "pong"
 
 
+async def test_a_literal_newline_inside_a_string_argument_is_accepted():
+    """JSON forbids raw control characters in strings; small models write them anyway."""
+    outcome = await search.invoke('{"query": "two\nlines\tand a tab"}')
+    assert outcome.kind == "ok"
+    assert outcome.arguments == {"query": "two\nlines\tand a tab", "limit": 5, "sort": "top"}
+    broken = await search.invoke('{"query": "two\nlines", "limit": 2')  # still not JSON: reported as such
+    assert broken.kind == "invalid_arguments" and "not valid JSON" in broken.content
+
+
 @pytest.mark.parametrize(("raw", "expected"), [
     ("{not json", "not valid JSON"),
     ('{"query": 3}', "query: Input should be a valid string"),
