@@ -81,6 +81,12 @@ def fence(content: str, nonce: str) -> str:
     return f"<<untrusted:{nonce}>>\n{content}\n<</untrusted:{nonce}>>"
 
 
+def unfence(content: str, nonce: str) -> str:
+    """The text inside ``fence(content, nonce)`` (for people reading errors, not for the model)."""
+    head, tail = f"<<untrusted:{nonce}>>\n", f"\n<</untrusted:{nonce}>>"
+    return content[len(head):-len(tail)] if content.startswith(head) and content.endswith(tail) else content
+
+
 async def approval_reason(tool: Tool, arguments: BaseModel, context: ToolContext, *, tainted: bool,
                           policy: UntrustedPolicy) -> str | None:
     """Why this call cannot run without a human (``BLOCK`` when the policy refuses it), or ``None``."""

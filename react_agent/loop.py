@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from .approval import BLOCK, PendingCall, approval_reason, fence
+from .approval import BLOCK, PendingCall, approval_reason, fence, unfence
 from .context import ContextWindow, truncate
 from .errors import ReactAgentError, RunError, ToolRetriesExceeded, UnexpectedModelBehavior
 from .faults import point
@@ -479,7 +479,7 @@ def _after_actions(state: RunState, step: Step) -> NextStep:
         tool = state.agent.tools.get(name)
         limit = tool.max_retries if tool else state.agent.max_unknown_tool_calls
         if count > limit:
-            last = next((o.content for o in reversed(step.observations) if o.tool == name), "")
+            last = unfence(next((o.content for o in reversed(step.observations) if o.tool == name), ""), state.fence)
             return Stop("error", ToolRetriesExceeded(name, count, last), best_partial(state, step))
     return RunAgain()
 

@@ -212,3 +212,16 @@ def test_repeating_a_call_across_pauses_is_still_a_loop(store):
         result = agent.run_sync("", run_id=result.run_id, resume=True,
                                 approvals={result.pending[0].call_id: Deny("no")})
     assert result.status == "loop_detected" and DONE == []
+
+
+def test_an_error_names_the_untrusted_tools_last_failure_without_the_fence(store):
+    @tool(untrusted_output=True, max_retries=1)
+    def flaky(page: str) -> str:
+        """Fetch a page."""
+        raise ValueError(f"page {page} is gone")
+
+    model = ScriptedModel([tool_call("flaky", {"page": "a"}), tool_call("flaky", {"page": "b"})])
+    result = Agent(tools=[flaky], model=model, store=store).run_sync("read")
+    assert result.status == "error" and result.error_type == "ToolRetriesExceeded"
+    assert result.error.endswith("last error: Tool 'flaky' raised ValueError: page b is gone")
+    assert result.steps[-1].observations[0].content.startswith("<<untrusted:")  # the model saw it fenced
