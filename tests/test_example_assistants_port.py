@@ -4,7 +4,9 @@ recorded from the embedded local model (SmolLM2-135M on llama.cpp). Re-record it
 What the recording holds — and what this test checks — is what that model did, not a good support
 conversation: it calls ``refund_order`` for every question. The approval is what stands in the way:
 the refund nobody asked for (alice's) is denied and never paid, the one bob asked for is approved
-and paid once, and his repeats are denied. Neither run reaches a final answer (``max_steps``).
+and paid once, and his repeats are denied. Neither run reaches a final answer: the model asks for the
+same refund a 4th time in a row, and the loop stops it (``loop_detected``) — the repeat counter
+survives each pause for approval.
 """
 
 from __future__ import annotations
@@ -55,15 +57,15 @@ def test_the_port_replays_from_its_cassette_and_pays_only_the_approved_refund(ex
         assert {r.run_id for r in runs} == {runs[0].run_id}
         assert [r.status for r in runs[:-1]] == ["awaiting_approval"] * (len(runs) - 1) and len(runs) > 1
         assert all([p.tool for p in r.pending] == ["refund_order"] for r in runs[:-1])
-        assert runs[-1].status == "max_steps" and runs[-1].pending == []  # what the 135M model did
+        assert runs[-1].status == "loop_detected" and runs[-1].pending == []  # what the 135M model did
 
     alice, bob = by_session["support-alice"][-1], by_session["support-bob"][-1]
     # Alice asked where her order is; the model tried to refund it; every try was denied, none ran.
-    assert [kind for _, kind in calls(alice, "refund_order")] == ["denied"] * 4
+    assert [kind for _, kind in calls(alice, "refund_order")] == ["denied"] * 3 + ["loop"]
     # Bob asked for a refund: the first request was approved and ran, the repeats were denied.
     bob_refunds = calls(bob, "refund_order")
     assert bob_refunds[0] == ({"order_id": 1043, "amount": 59.98, "reason": "arrived damaged"}, "ok")
-    assert [kind for _, kind in bob_refunds[1:]] == ["denied"] * 3
+    assert [kind for _, kind in bob_refunds[1:]] == ["denied"] * 2 + ["loop"]
     first = by_session["support-bob"][0].pending[0].call_id
     assert transcript.decisions[first] == Approve()
     assert all(isinstance(d, Deny) for call_id, d in transcript.decisions.items() if call_id != first)
