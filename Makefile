@@ -8,7 +8,7 @@ ifeq ($(ARCH),x86_64)
 LLAMA_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' -DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'
 endif
 
-.PHONY: demo test install-local install-test lint bench record
+.PHONY: demo test install-local install-test chromium lint bench record
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -23,7 +23,14 @@ install-test: $(PY)
 demo: install-local
 	$(PY) -m react_agent run tasks/quickstart.yaml
 
-test: install-test
+# The run viewer's browser tests need Debian's chromium: installed here when missing and apt works (CI
+# runs as root); otherwise the tests skip, loudly.
+chromium:
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium not installed: the run viewer's browser tests will be skipped"; }
+
+test: install-test chromium
 	$(PY) -m pytest
 	$(PY) -m ruff check react_agent tools tests bench
 	$(PY) -m mypy
