@@ -283,6 +283,23 @@ def test_the_viewer_follows_a_live_run_and_its_buttons_decide_a_pending_approval
         gate.set()
 
 
+def test_the_deny_button_sends_the_typed_reason_to_the_model(store: Any, browser: Browser) -> None:
+    model = ScriptedModel([tool_call("refund", {"order_id": "1003", "amount": 500}), reply("I could not refund it.")])
+    agent = Agent(name="billing", tools=[refund], model=model, store=store)
+    with Served(create_app({"billing": agent}, store, KEYS)) as served, served.client() as http:
+        paused = http.post("/v1/agents/billing/runs", json={"input": "refund 1003"}).json()
+        assert paused["status"] == "awaiting_approval"
+        browser.open(f"{served.url}/v1/runs/{paused['run_id']}/view#key=alice-key")
+        browser.wait("document.body?.dataset.state === 'paused'", "the pending call")
+        browser.js("document.querySelector('.pending input').value = 'over the <b>limit</b>'")
+        browser.js("document.querySelector('.pending button.deny').click()")
+        browser.wait("document.body?.dataset.state === 'ended'", "the denied run to end")
+        assert http.get(f"/v1/runs/{paused['run_id']}").json()["output"] == "I could not refund it."
+        assert dom_steps(browser)[0]["kinds"] == ["denied"]
+        assert "over the <b>limit</b>" in browser.text("[data-tool=refund] .obs")
+        assert "over the <b>limit</b>" in model.requests[1].messages[-1]["content"]
+
+
 def test_show_prints_the_timeline_and_writes_one_self_contained_file(browser: Browser, tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     store = DiskStore()  # the default store (under $REACT_AGENT_HOME), where `show` looks

@@ -12,6 +12,7 @@ Needs no server extra: only the store, Jinja2 and rich.
 
 from __future__ import annotations
 
+import secrets
 from functools import cache
 from importlib.resources import files
 
@@ -41,5 +42,5 @@ def render_html(run_id: str, *, tree: Tree | None = None, api: str | None = None
         raise UserError("render_html needs exactly one of tree (a file) or api (a served page)")
     config = {"run_id": run_id, "api": api, "data": tree}
     return _environment().get_template("run.html.j2").render(
-        run_id=run_id, config=config, served=api is not None,
+        run_id=run_id, config=config, served=api is not None, nonce=secrets.token_urlsafe(16),
         css=_asset("viewer.css"), js=_asset("viewer.js"))
