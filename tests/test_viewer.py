@@ -5,6 +5,7 @@ for approval and approves with its button), and the self-contained file of ``sho
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -103,6 +104,7 @@ class Browser:
         self.socket = self.exits.enter_context(connect(pages[0]["webSocketDebuggerUrl"], max_size=None,
                                                        open_timeout=10))
         self.ids = itertools.count(1)
+        self.events: list[dict[str, Any]] = []  # DevTools events (e.g. Network.* after Network.enable)
         self.say = say
         self.send("Page.enable")
         self.send("Emulation.setDeviceMetricsOverride", width=1200, height=900, deviceScaleFactor=1, mobile=False)
@@ -110,9 +112,11 @@ class Browser:
     def send(self, method: str, **params: Any) -> dict[str, Any]:
         n = next(self.ids)
         self.socket.send(json.dumps({"id": n, "method": method, "params": params}))
-        while True:  # events come in between; skip them
+        while True:  # events come in between: kept
             message = json.loads(self.socket.recv(timeout=30))
-            if message.get("id") == n:
+            if "method" in message:
+                self.events.append(message)
+            elif message.get("id") == n:
                 assert "error" not in message, message
                 result: dict[str, Any] = message["result"]
                 return result
@@ -281,6 +285,63 @@ def test_the_viewer_follows_a_live_run_and_its_buttons_decide_a_pending_approval
             assert browser.js("document.querySelectorAll('.pending').length") == 0
     finally:
         gate.set()
+
+
+class DropFirstStream:
+    """ASGI middleware: the first ``/events`` stream is cut (the connection dropped) when it is about to send
+    its second event and ``cut`` is set (the test sets it once the page has the first)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.dropped = False
+        self.sent = 0
+        self.cut = threading.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/events") or self.dropped:
+            await self.app(scope, receive, send)
+            return
+
+        async def cut(message: Any) -> None:
+            if message["type"] == "http.response.body" and b"event:" in message.get("body", b""):
+                self.sent += 1
+                if self.sent == 2:
+                    while not self.cut.is_set():
+                        await asyncio.sleep(0.01)
+                    self.dropped = True
+                    raise ConnectionAbortedError("the test drops this stream")
+            await send(message)
+
+        await self.app(scope, receive, cut)
+
+
+def test_the_viewer_reconnects_with_last_event_id_when_its_stream_drops(store: Any, browser: Browser) -> None:
+    gate = threading.Event()
+    model = ScriptedModel([tool_call("wait_for_gate", {"name": "dock"}), reply("All through.")])
+    agent = Agent(name="gated", tools=[gate_tool(gate)], model=model, store=store)
+    app = DropFirstStream(create_app({"gated": agent}, store, KEYS))
+    try:
+        with Served(app) as served, served.client() as http:
+            with connect_sse(http, "POST", "/v1/agents/gated/runs", json={"input": "go", "stream": True}) as source:
+                run_id = next(e for e in source.iter_sse() if e.event == "tool_start").json()["run_id"]
+            app.dropped, app.sent = False, 0  # from now on: the page's stream
+            browser.send("Network.enable")
+            browser.open(f"{served.url}/v1/runs/{run_id}/view#key=alice-key")
+            browser.wait("document.body?.dataset.state === 'live'", "the page to follow the run")
+            seen = int(browser.js("document.body.dataset.lastEvent"))
+            gate.set()  # one more event reaches the page, then its connection drops
+            browser.wait(f"Number(document.body.dataset.lastEvent) === {seen + 1}", "the page to get one event")
+            app.cut.set()
+            browser.wait("document.body?.dataset.state === 'ended'", "the page to reconnect and see the end")
+            assert app.dropped
+            assert "All through." in browser.text("#app") and "gate passed by dock" in browser.text("#app")
+            sent = [e["params"]["request"] for e in browser.events if e["method"] == "Network.requestWillBeSent"
+                    and e["params"]["request"]["url"].endswith(f"/runs/{run_id}/events")]
+            after = [int(r["headers"]["Last-Event-ID"]) for r in sent]
+            assert after == [seen, seen + 1], after  # resumed right after the one event it got
+    finally:
+        gate.set()
+        app.cut.set()
 
 
 def test_the_deny_button_sends_the_typed_reason_to_the_model(store: Any, browser: Browser) -> None:

@@ -78,7 +78,7 @@ def create_app(agents: Mapping[str, Runner], store: Store, keys: Keys | Mapping[
     app.add_exception_handler(Conflict, _status(409))
     _run_routes(app, manager, store, agents, sources=sources or {}, ping=ping)
     _session_routes(app, manager, store)
-    _viewer_routes(app, manager, store)
+    _viewer_routes(app, manager, store, ping=ping)
     return app
 
 
@@ -175,12 +175,12 @@ def _run_routes(app: FastAPI, manager: RunManager, store: Store, agents: Mapping
         return _view(store, await manager.cancel(run_id, user))
 
 
-def _viewer_routes(app: FastAPI, manager: RunManager, store: Store) -> None:
+def _viewer_routes(app: FastAPI, manager: RunManager, store: Store, *, ping: float) -> None:
     @app.get("/v1/runs/{run_id}/view", tags=["viewer"], response_class=HTMLResponse)
     async def view_run(run_id: str, request: Request) -> HTMLResponse:
         """The run viewer (HTML). No key needed for the page itself: it holds no data, and reads the run
         with the key typed into it or given in the URL fragment (``#key=...``, never sent to the server)."""
-        page = render_html(run_id, api=f"{request.scope.get('root_path', '')}/v1")
+        page = render_html(run_id, api=f"{request.scope.get('root_path', '')}/v1", stall=3 * ping)
         return HTMLResponse(page, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
     @app.get("/v1/runs/{run_id}/timeline", tags=["viewer"])

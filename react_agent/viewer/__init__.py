@@ -35,12 +35,13 @@ def _asset(name: str) -> str:
     return files("react_agent.viewer").joinpath("templates", name).read_text(encoding="utf-8")
 
 
-def render_html(run_id: str, *, tree: Tree | None = None, api: str | None = None) -> str:
+def render_html(run_id: str, *, tree: Tree | None = None, api: str | None = None, stall: float = 45) -> str:
     """The viewer page for ``run_id``: with ``tree``, the run embedded (a self-contained file, no network);
-    with ``api`` (e.g. ``/v1``), a page that loads the run from the API and follows it live."""
+    with ``api`` (e.g. ``/v1``), a page that loads the run from the API and follows it live — reconnecting
+    (``Last-Event-ID``) when the stream fails or stays silent for ``stall`` seconds (the server pings)."""
     if (tree is None) == (api is None):
         raise UserError("render_html needs exactly one of tree (a file) or api (a served page)")
-    config = {"run_id": run_id, "api": api, "data": tree}
+    config = {"run_id": run_id, "api": api, "data": tree, "stall_ms": round(stall * 1000)}
     return _environment().get_template("run.html.j2").render(
         run_id=run_id, config=config, served=api is not None, nonce=secrets.token_urlsafe(16),
         css=_asset("viewer.css"), js=_asset("viewer.js"))

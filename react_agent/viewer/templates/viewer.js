@@ -228,8 +228,19 @@
     await load();
   }
 
+  let attempts = 0;
   async function load() {
-    const res = await fetch(`${cfg.api}/runs/${encodeURIComponent(runId)}/timeline`, { headers: headers() });
+    let res;
+    try {
+      res = await fetch(`${cfg.api}/runs/${encodeURIComponent(runId)}/timeline`, { headers: headers() });
+    } catch (err) {   // the server is unreachable: keep trying, a little slower each time
+      message = `cannot reach the server (${err.message}); retrying…`;
+      render();
+      setTimeout(load, 1000 * Math.min(++attempts, 10));
+      return;
+    }
+    attempts = 0;
+    message = message.startsWith("cannot reach") ? "" : message;
     if (res.status === 401) return askKey("That key was not accepted.");
     if (!res.ok) {
       document.body.dataset.state = "error";
@@ -240,7 +251,7 @@
     const body = await res.json();
     tree = body.run;
     live = body.live;
-    lastId = body.events;
+    document.body.dataset.lastEvent = String(lastId = body.events);
     for (const s of tree.steps) delete streamed[s.index];
     render();
     if (live) follow();
@@ -251,15 +262,20 @@
     following = true;
     let failures = 0;
     while (live) {
+      const abort = new AbortController();   // a silent connection (no event, no ping) is dropped
+      let watchdog = setTimeout(() => abort.abort(), cfg.stall_ms);
       try {
-        const res = await fetch(`${cfg.api}/runs/${encodeURIComponent(runId)}/events`,
-                                { headers: headers({ Accept: "text/event-stream", "Last-Event-ID": String(lastId) }) });
+        const res = await fetch(`${cfg.api}/runs/${encodeURIComponent(runId)}/events`, { signal: abort.signal,
+          headers: headers({ Accept: "text/event-stream", "Last-Event-ID": String(lastId) }) });
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
+          failures = 0;
+          clearTimeout(watchdog);
+          watchdog = setTimeout(() => abort.abort(), cfg.stall_ms);
           buffer += value;
           let match;
           while ((match = /\r\n\r\n|\n\n|\r\r/.exec(buffer))) {
@@ -267,8 +283,10 @@
             buffer = buffer.slice(match.index + match[0].length);
           }
         }
+        clearTimeout(watchdog);
         break;   // the stream ended: the run ended or paused
       } catch (err) {
+        clearTimeout(watchdog);
         if (++failures > 5) {   // give up following (reload the page to try again)
           following = false;
           message = `lost the run's events: ${err.message}`;
@@ -295,7 +313,7 @@
       else if (field === "data") data.push(value);
     }
     if (!data.length) return;
-    if (id !== null) lastId = Number(id);
+    if (id !== null) document.body.dataset.lastEvent = String(lastId = Number(id));
     apply(type, JSON.parse(data.join("\n")));
     render();
   }
