@@ -18,7 +18,7 @@ endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 HAS_LLAMA := $(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('llama_cpp') is None)"
 
-.PHONY: demo test install-local install-test lint bench record
+.PHONY: demo test install-local install-test chromium lint bench record
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -42,7 +42,14 @@ demo: install-local
 	 the model's answer was wrong. The embedded 135M model gets about 1 in 4 such questions right (README, \"Local\
 	 model\"); with OPENAI_API_KEY set the demo runs on that server instead."; exit $$code; }
 
-test: install-test
+# The run viewer's browser tests need Debian's chromium: installed here when missing and apt works (CI
+# runs as root); otherwise the tests skip, loudly.
+chromium:
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium not installed: the run viewer's browser tests will be skipped"; }
+
+test: install-test chromium
 	$(PY) -m pytest
 	$(PY) -m ruff check react_agent tools tests bench
 	$(PY) -m mypy

@@ -449,7 +449,9 @@ class Agent:
             session = f"{context.session}/{agent.name}" if context else None
             result = await agent.run(request, session=session, _depth=(context.depth + 1) if context else 1,
                                      deps=context.deps if context else None,
-                                     user_id=context.user_id if context else None)
+                                     user_id=context.user_id if context else None,
+                                     metadata={"parent_run": context.run_id, "parent_step": context.step}
+                                     if context else None)  # where the run viewer nests it
             return DelegationReport.of(result)
 
         summary = description or f"Ask the {agent.name} agent."

@@ -157,6 +157,12 @@ def _approval_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> No
     runs.add_argument("--session", help="only this session's runs")
     runs.add_argument("--json", action="store_true", help="print the run records as JSON")
 
+    show = add("show", "show a run's timeline: steps, thoughts, actions, observations, tokens, cost, nested runs")
+    show.add_argument("run_id", help="the run id (see `runs list`)")
+    show.add_argument("--html", type=Path, metavar="FILE",
+                      help="also write the run viewer page to FILE: one self-contained HTML file, readable offline")
+    show.add_argument("--json", action="store_true", help="print the run's data as JSON instead")
+
     approve = add("approve", "approve the calls a paused run waits for, then continue it")
     approve.add_argument("run_id", help="the paused run (see `runs list --status awaiting_approval`)")
     approve.add_argument("call_ids", nargs="*", help="the calls to approve (default: every waiting call)")
@@ -538,6 +544,28 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from .stores import DiskStore  # noqa: PLC0415
+    from .viewer import print_run, render_html, run_tree  # noqa: PLC0415
+
+    store = DiskStore()
+    tree = run_tree(store, args.run_id) if store.path.exists() else None  # no store yet: none is made
+    if tree is None:
+        raise UserError(f"no run with id {args.run_id!r} in {_where(store.path)} (see `runs list`)")
+    if args.html is not None:
+        try:
+            args.html.write_text(render_html(args.run_id, tree=tree), encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"--html {args.html}: {exc.strerror or exc}") from None
+    if args.json:
+        _dump(tree)
+    else:
+        print_run(_console(), tree)
+        if args.html is not None:
+            print(f"wrote {args.html} (open it in a browser; it needs no server)")
+    return 0
+
+
 def _paused_or_crashed(run_id: str, *, paused: bool = False) -> RunRecord:
     from .journal import RESUMABLE  # noqa: PLC0415
     from .stores import DiskStore  # noqa: PLC0415
@@ -673,5 +701,5 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "chat": cmd_chat, "tools": cmd_tools, "sessions": cmd_sessions, "runs": cmd_runs,
             "usage": cmd_usage,
-            "approve": cmd_approve, "deny": cmd_deny,
+            "approve": cmd_approve, "deny": cmd_deny, "show": cmd_show,
             "resume": cmd_resume, "eval": cmd_eval, "serve": cmd_serve}

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -21,6 +21,7 @@ from ..history import fold
 from ..router import Router
 from ..steps import RunResult
 from ..stores import SessionInfo, Store
+from ..viewer import render_html, result_tree, run_tree
 from .auth import Keys
 from .manager import Channel, Conflict, NotFound, RunManager, Runner, agents_of
 from .schemas import AgentInfo, ApprovalRequest, RunRequest, RunView, SessionDetail, SessionView
@@ -77,6 +78,7 @@ def create_app(agents: Mapping[str, Runner], store: Store, keys: Keys | Mapping[
     app.add_exception_handler(Conflict, _status(409))
     _run_routes(app, manager, store, agents, sources=sources or {}, ping=ping)
     _session_routes(app, manager, store)
+    _viewer_routes(app, manager, store, ping=ping)
     return app
 
 
@@ -171,6 +173,26 @@ def _run_routes(app: FastAPI, manager: RunManager, store: Store, agents: Mapping
     async def cancel(run_id: str, user: User) -> RunView:
         """End a running run: status ``cancelled``, the calls under way answered, the history valid."""
         return _view(store, await manager.cancel(run_id, user))
+
+
+def _viewer_routes(app: FastAPI, manager: RunManager, store: Store, *, ping: float) -> None:
+    @app.get("/v1/runs/{run_id}/view", tags=["viewer"], response_class=HTMLResponse)
+    async def view_run(run_id: str, request: Request) -> HTMLResponse:
+        """The run viewer (HTML). No key needed for the page itself: it holds no data, and reads the run
+        with the key typed into it or given in the URL fragment (``#key=...``, never sent to the server)."""
+        page = render_html(run_id, api=f"{request.scope.get('root_path', '')}/v1", stall=3 * ping)
+        return HTMLResponse(page, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+    @app.get("/v1/runs/{run_id}/timeline", tags=["viewer"])
+    async def timeline(run_id: str, user: User) -> dict[str, Any]:
+        """What the run viewer shows: the run with its steps and the runs of agents it delegated to,
+        whether it runs in this server, and the id of its last event (follow it with ``/events``)."""
+        channel = manager.channel(run_id, user)
+        tree = run_tree(store, run_id, user_id=user)
+        if tree is None:  # a router's own run lives in memory only
+            tree = (result_tree(channel.result, input=channel.input) if channel.result is not None
+                    else _view(store, channel).model_dump(mode="json") | {"children": [], "parent_step": None})
+        return {"run": tree, "live": channel.running, "events": len(channel.events)}
 
 
 def _session_routes(app: FastAPI, manager: RunManager, store: Store) -> None:
