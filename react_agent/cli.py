@@ -694,7 +694,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     agents, sources = served_agents(args.paths, store, model=args.model)
     app = create_app(agents, store, keys, sources=sources)
     print(f"serving {', '.join(agents)} for {len(keys)} key(s) on http://{args.host}:{args.port} "
-          f"(API docs at /docs; store {_where(store.path)})", file=sys.stderr)
+          f"(API docs at /docs; {_where(store.path)})", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.log != "off" else "warning")
     return 0
 
