@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["default_store_path", "home", "private_dir", "state_dir"]
+__all__ = ["default_store_path", "home", "private_dir", "state_dir", "state_dir_at"]
 
 
 def home() -> Path:
@@ -32,3 +34,18 @@ def private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o700)
     return path
+
+
+@contextlib.contextmanager
+def state_dir_at(path: Path) -> Iterator[None]:
+    """Point the tools' state folder at ``path`` for the duration (recorded and replayed runs start from a
+    fresh one, so they see the same state every time)."""
+    old = os.environ.get("REACT_AGENT_STATE_DIR")
+    os.environ["REACT_AGENT_STATE_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("REACT_AGENT_STATE_DIR", None)
+        else:
+            os.environ["REACT_AGENT_STATE_DIR"] = old

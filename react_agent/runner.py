@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .paths import state_dir_at
 from .stores import DiskStore
 from .tasks import Decider, TaskFile, TaskOutcome, TaskSpec, run_task
 
@@ -72,7 +70,7 @@ def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes
     folder = cassettes or default_cassettes(task_file)
     path = (replay_cassette if mode == "replay" else cassette_path)(folder, task_file, task.name, trial)
     spec_model = model or task_file.agent_spec(task.agent).model
-    with tempfile.TemporaryDirectory(prefix="react_agent_") as scratch, _state_env(Path(scratch) / "state"):
+    with tempfile.TemporaryDirectory(prefix="react_agent_") as scratch, state_dir_at(Path(scratch) / "state"):
         store = DiskStore(Path(scratch) / "store")
         live_model = None if mode == "replay" else resolve_model(spec_model)
         with cassette(path, mode, live_model.name if live_model else None) as tape:
@@ -110,18 +108,5 @@ def check_local(model: Model) -> None:
             check_installed()
             return
 
-
-@contextlib.contextmanager
-def _state_env(path: Path) -> Iterator[None]:
-    """Point tools' state dir at a fresh folder for the duration of a recorded/replayed run."""
-    old = os.environ.get("REACT_AGENT_STATE_DIR")
-    os.environ["REACT_AGENT_STATE_DIR"] = str(path)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("REACT_AGENT_STATE_DIR", None)
-        else:
-            os.environ["REACT_AGENT_STATE_DIR"] = old
 
 

@@ -109,3 +109,16 @@ def plugin_project(root, monkeypatch, *, plugin: str, tasks: str, plugin_name: s
 def use_model(monkeypatch, model) -> None:
     """Every agent the CLI builds gets ``model`` (a ScriptedModel) instead of resolving one."""
     monkeypatch.setattr(agent_module, "resolve_model", lambda *args, **kwargs: model)
+
+
+def load_mock_server():
+    """bench/mock_server.py as a module (its MockServer speaks enough of /v1/chat/completions)."""
+    import importlib.util  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location("bench_mock_server", ROOT / "bench" / "mock_server.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module

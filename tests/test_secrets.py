@@ -3,18 +3,16 @@ against a loopback server with a fake key in every place, and the code-review to
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
+from conftest import load_mock_server
 
 from react_agent import Agent, tool
 from react_agent.model import OpenAIModel, split_query
@@ -86,14 +84,6 @@ def test_safe_env_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch)
 
 # --------------------------------------------------------------------------- a recording with keys everywhere
 
-
-def load_mock_server() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_mock_server", ROOT / "bench" / "mock_server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

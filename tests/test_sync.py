@@ -11,18 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
-import importlib.util
 import logging
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import openai
 import pytest
+from conftest import load_mock_server
 
 from react_agent import Agent, tool
 from react_agent.model import OpenAIModel
@@ -33,14 +31,6 @@ from react_agent.testing import ScriptedModel, reply, tool_call
 ROOT = Path(__file__).resolve().parent.parent
 loopback = pytest.mark.block_network(allowed_hosts=["127.0.0.1"])
 
-
-def load_mock_server() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_mock_server", ROOT / "bench" / "mock_server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

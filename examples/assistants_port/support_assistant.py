@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import csv
 import json
-import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from react_agent import Agent, Approve, Deny, DiskStore, Model, ModelRetry, PendingCall, RunResult, tool
-from react_agent.paths import state_dir
+from react_agent.paths import state_dir, state_dir_at
 from react_agent.plugins import discover
 
 HERE = Path(__file__).resolve().parent
@@ -175,7 +173,7 @@ def run_cassette(mode: str, path: Path = CASSETTE, model: str | None = None) -> 
     from react_agent.recording import cassette, replay_model  # noqa: PLC0415
 
     assert mode in ("record", "replay")
-    with tempfile.TemporaryDirectory(prefix="assistants_port_") as scratch, _state_dir(Path(scratch) / "state"):
+    with tempfile.TemporaryDirectory(prefix="assistants_port_") as scratch, state_dir_at(Path(scratch) / "state"):
         store = DiskStore(Path(scratch) / "store")
         live = resolve_model(model) if mode == "record" else None
         with cassette(path, "record" if mode == "record" else "replay", live.name if live else None) as tape:
@@ -189,18 +187,6 @@ def run_cassette(mode: str, path: Path = CASSETTE, model: str | None = None) -> 
                 print(f"{'recorded' if mode == 'record' else 'replayed'} {path} "
                       f"(model {tape.model!r}, {tape.today})")
 
-
-@contextlib.contextmanager
-def _state_dir(path: Path) -> Iterator[None]:
-    old = os.environ.get("REACT_AGENT_STATE_DIR")
-    os.environ["REACT_AGENT_STATE_DIR"] = str(path)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("REACT_AGENT_STATE_DIR", None)
-        else:
-            os.environ["REACT_AGENT_STATE_DIR"] = old
 
 
 def main(argv: list[str] | None = None) -> int:
