@@ -59,7 +59,7 @@ chromium:
 
 test: install-test chromium
 	$(PY) -m pytest
-	$(PY) -m ruff check react_agent tools tests bench
+	$(PY) -m ruff check react_agent tools tests bench examples
 	$(PY) -m mypy
 
 bench: install-test
