@@ -8,6 +8,7 @@ import pickle
 import sqlite3
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,31 @@ def test_fold_reads_back_what_the_loop_ran(store):
 def test_the_store_lives_under_react_agent_home(tmp_path):
     assert default_store_path() == tmp_path / "home" / "store"
     assert DiskStore().path == Path(tmp_path / "home" / "store")
+
+
+def test_threads_sharing_one_unopened_store_do_not_lock_each_other_out(tmp_path):
+    """50 threads calling run_sync on one agent whose store nobody opened yet (the run_sync bench row):
+    the store is opened once, and every run completes. Two Cache objects initializing one database
+    at the same moment used to spin on 'database is locked' for a minute."""
+
+    @tool
+    def echo(text: str) -> str:
+        """Echo."""
+        return text
+
+    def script(request):
+        done = sum(1 for m in request.messages if m["role"] == "tool")
+        return tool_call("echo", {"text": str(done)}) if done < 3 else reply("done")
+
+    agent = Agent(tools=[echo], store=DiskStore(tmp_path / "fresh"), model=ScriptedModel([script] * 200))
+    statuses: list[str] = []
+    threads = [threading.Thread(target=lambda: statuses.append(agent.run_sync("go").status), daemon=True)
+               for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 20
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "runs hung on the store"
+    assert statuses == ["completed"] * 50
+    agent.close()

@@ -85,18 +85,24 @@ class DiskStore(Store):
 
     @property
     def cache(self) -> Cache:
+        """The diskcache ``Cache``, opened once (threads that ask at the same moment share it: two
+        ``Cache`` objects initializing one database at once lock each other out)."""
         if self._cache is None:
-            from diskcache import Cache  # noqa: PLC0415 - deferred: keeps `import react_agent` fast
-
-            private_dir(self.path)
-            database = self.path / "cache.db"
-            os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
-            for name in ("cache.db", "cache.db-wal", "cache.db-shm"):
-                if (self.path / name).exists():
-                    (self.path / name).chmod(0o600)
-            self._cache = Cache(str(self.path), disk=_json_disk(), eviction_policy="none", cull_limit=0,
-                                statistics=False)
+            with self._lock:
+                if self._cache is None:
+                    self._cache = self._open()
         return self._cache
+
+    def _open(self) -> Cache:
+        from diskcache import Cache  # noqa: PLC0415 - deferred: keeps `import react_agent` fast
+
+        private_dir(self.path)
+        database = self.path / "cache.db"
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+        for name in ("cache.db", "cache.db-wal", "cache.db-shm"):
+            if (self.path / name).exists():
+                (self.path / name).chmod(0o600)
+        return Cache(str(self.path), disk=_json_disk(), eviction_policy="none", cull_limit=0, statistics=False)
 
     def close(self) -> None:
         with self._lock:
