@@ -359,9 +359,10 @@ class Agent:
 
     def _resume(self, session: str | None, run_id: str | None, approvals: Mapping[str, Decision] | None,
                 variables: dict[str, Any] | None, depth: int) -> RunState:
+        from .acting import restore_streaks  # noqa: PLC0415
         from .history import fold  # noqa: PLC0415
         from .journal import RESUMABLE, Journal  # noqa: PLC0415
-        from .loop import RunState, restore_streaks  # noqa: PLC0415
+        from .loop import RunState  # noqa: PLC0415
 
         store = self.store
         if session is None and run_id is None:
