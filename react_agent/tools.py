@@ -372,17 +372,16 @@ class Tool:
 def describe_validation_error(tool: Tool, raw: str, exc: ValidationError) -> str:
     """What the model needs to fix the call: each problem, and for each argument involved only its own
     expected type (or allowed values), whether it is required, and its description — not the whole
-    schema again. (Arguments that are not JSON still get the schema: nothing in them can be trusted.)"""
+    schema again. (Arguments that are not JSON get every argument's line: nothing in them can be read.)"""
     errors = exc.errors(include_url=False)
+    parameters = tool.schema()["function"]["parameters"]
     if errors and errors[0]["type"] == "json_invalid":
-        return (
-            f"The arguments for {tool.name!r} are not valid JSON ({errors[0]['msg']}): {raw[:200]!r}. "
-            f"Send a JSON object matching: {json.dumps(tool.schema()['function']['parameters'])}"
-        )
+        every = "; ".join(argument_hint(parameters, name) for name in parameters.get("properties", {}))
+        return (f"The arguments for {tool.name!r} are not valid JSON ({errors[0]['msg']}): {raw[:200]!r}. "
+                f"Send one JSON object with: {every or 'nothing (send {})'}.")
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in errors
     )
-    parameters = tool.schema()["function"]["parameters"]
     involved = [str(err["loc"][0]) for err in errors if err["loc"]]
     if len(involved) < len(errors):  # the arguments as a whole were wrong (e.g. not an object): list them all
         involved += list(parameters.get("properties", {}))

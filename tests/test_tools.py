@@ -139,6 +139,8 @@ async def test_a_literal_newline_inside_a_string_argument_is_accepted():
     assert outcome.arguments == {"query": "two\nlines\tand a tab", "limit": 5, "sort": "top"}
     broken = await search.invoke('{"query": "two\nlines", "limit": 2')  # still not JSON: reported as such
     assert broken.kind == "invalid_arguments" and "not valid JSON" in broken.content
+    assert "query (string, required)" in broken.content  # each argument in a line, not the schema again
+    assert '"properties"' not in broken.content and '"type"' not in broken.content
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
