@@ -10,39 +10,43 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from ._cli import (
+    INTERRUPTED,
+    USER_MISTAKE,
+    _assistant,
+    _console,
+    _dump,
+    _exit_code,
+    _print_pending,
+    _terminal_decider,
+    _where,
+)
+from .cli_runs import cmd_approve, cmd_deny, cmd_resume, cmd_runs, cmd_show
 from .errors import UserError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from rich.console import Console
-
     from .agent import Agent
-    from .approval import Decision
     from .recording import Mode
     from .router import Router
-    from .steps import RunResult
-    from .stores import RunRecord
     from .tasks import TaskFile, TaskOutcome
     from .tools import Tool
 
 __all__ = ["main"]
 
 MAX_TRIALS = 1000
-CHECK_FAILED, USER_MISTAKE, COULD_NOT_RUN, INTERRUPTED = 1, 2, 3, 130
 EXIT_CODES = """exit codes:
   0    every check passed
   1    a check failed (the agent ran, its answer or status was not the expected one)
   2    a mistake in the command, the task file, a plugin or the install (one line, nothing written)
   3    could not run: the model server was unreachable or kept failing (the error names its URL)
   130  interrupted (Ctrl-C): the message names the run ids to `resume`"""
-CHAT_TOOLS = ("calculate", "convert_units")  # what `chat` without a task file can use
 
 
 class _BadArguments(UserError):
@@ -211,23 +215,6 @@ def _interrupted(since: float) -> str:
     return f"interrupted: the session and run journal are saved — {listed}; {commands} continues"
 
 
-def _exit_code(errors: list[str], passed: bool) -> int:
-    """3 when a run could not ask its model (each error once on stderr), else 1 if a check failed."""
-    for error in dict.fromkeys(errors):
-        print(f"could not run: {' '.join(error.split())}", file=sys.stderr)
-    return COULD_NOT_RUN if errors else 0 if passed else CHECK_FAILED
-
-
-def _console(quiet: bool = False) -> Console:
-    from rich.console import Console  # noqa: PLC0415
-
-    return Console(file=sys.stderr if quiet else sys.stdout, highlight=False, soft_wrap=True)
-
-
-def _dump(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-
-
 # -- run ------------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from .report import print_summary  # noqa: PLC0415
@@ -349,24 +336,6 @@ def _chat_runner(task_file: Path | None, name: str | None, model: str | None) ->
     return assistant
 
 
-def _assistant(model: str | None) -> Agent:
-    """``chat`` without a task file: the calculator tools of the plugin folder ``tools/`` (the working
-    directory's, else the checkout's), not every shipped tool — a small local model cannot choose among
-    twenty. Without that file the assistant has no tools, and says so."""
-    from .agent import Agent  # noqa: PLC0415
-    from .plugins import _import_file, _tools_in  # noqa: PLC0415
-
-    tools = []
-    for folder in (Path("tools"), Path(__file__).resolve().parent.parent / "tools"):
-        if (folder / "calculator.py").is_file():
-            tools = [t for t in _tools_in(_import_file(folder / "calculator.py")) if t.name in CHAT_TOOLS]
-            break
-    instructions = ("You are a helpful assistant. Never compute in your head: call the calculate tool for "
-                    "arithmetic and the convert_units tool for unit conversions." if tools else
-                    "You are a helpful assistant.")
-    return Agent(name="assistant", instructions=instructions, tools=tools, model=model)
-
-
 def _tool_names(agent: Agent | Router) -> list[str]:
     from .agent import Agent  # noqa: PLC0415
 
@@ -464,16 +433,6 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _where(store: Path) -> str:
-    """A store's place, and why there: the default store follows ``$REACT_AGENT_HOME``, else the
-    working directory."""
-    import os  # noqa: PLC0415
-
-    why = "$REACT_AGENT_HOME" if os.environ.get("REACT_AGENT_HOME") else (
-        "the working directory's .react_agent; set REACT_AGENT_HOME for one store everywhere")
-    return f"the store at {store.resolve()} ({why})"
-
-
 def cmd_usage(args: argparse.Namespace) -> int:
     from .stores import DiskStore  # noqa: PLC0415
     from .usage import format_cost, totals_by_user  # noqa: PLC0415
@@ -493,170 +452,6 @@ def cmd_usage(args: argparse.Namespace) -> int:
         print(f"{t.user_id or '-'}\t{t.sessions}\t{t.runs}\t{u.requests}\t{u.prompt_tokens}\t{u.completion_tokens}"
               f"\t{u.reasoning_tokens}\t{u.cached_tokens}\t{format_cost(u.cost_usd)}")
     return 0
-
-
-# -- resume ---------------------------------------------------------------------------------------
-def cmd_resume(args: argparse.Namespace) -> int:
-    return _continue(args, _paused_or_crashed(args.run_id), None)
-
-
-def cmd_approve(args: argparse.Namespace) -> int:
-    from .approval import Approve  # noqa: PLC0415
-
-    record = _paused_or_crashed(args.run_id, paused=True)
-    calls = _chosen_calls(record, args.call_ids)
-    arguments = None
-    if args.arguments is not None:
-        if len(calls) != 1:
-            raise UserError(f"--arguments edits one call; name it (waiting: {calls})")
-        try:
-            arguments = json.loads(args.arguments)
-        except ValueError as exc:
-            raise UserError(f"--arguments is not JSON: {exc}") from None
-        if not isinstance(arguments, dict):
-            raise UserError("--arguments must be a JSON object")
-    return _continue(args, record, dict.fromkeys(calls, Approve(arguments)))
-
-
-def cmd_deny(args: argparse.Namespace) -> int:
-    from .approval import Deny  # noqa: PLC0415
-
-    record = _paused_or_crashed(args.run_id, paused=True)
-    calls = _chosen_calls(record, args.call_ids)
-    return _continue(args, record, dict.fromkeys(calls, Deny(args.reason)))
-
-
-def cmd_runs(args: argparse.Namespace) -> int:
-    from .stores import DiskStore  # noqa: PLC0415
-
-    store = DiskStore()
-    records = store.runs(session=args.session, status=args.status) if store.path.exists() else []
-    if args.json:
-        _dump([r.model_dump(mode="json") for r in records])
-        return 0
-    print(f"{len(records)} run(s) in {_where(store.path)}")
-    if records:
-        print("RUN\tSTATUS\tAGENT\tSESSION\tSTARTED\tWAITING")
-    for r in records:
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started))
-        waiting = ", ".join(f"{p['call_id']}={p['tool']}" for p in r.pending) or "-"
-        print(f"{r.run_id}\t{r.status}\t{r.agent}\t{r.session}\t{started}\t{waiting}")
-    return 0
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    from .stores import DiskStore  # noqa: PLC0415
-    from .viewer import print_run, render_html, run_tree  # noqa: PLC0415
-
-    store = DiskStore()
-    tree = run_tree(store, args.run_id) if store.path.exists() else None  # no store yet: none is made
-    if tree is None:
-        raise UserError(f"no run with id {args.run_id!r} in {_where(store.path)} (see `runs list`)")
-    if args.html is not None:
-        try:
-            args.html.write_text(render_html(args.run_id, tree=tree), encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"--html {args.html}: {exc.strerror or exc}") from None
-    if args.json:
-        _dump(tree)
-    else:
-        print_run(_console(), tree)
-        if args.html is not None:
-            print(f"wrote {args.html} (open it in a browser; it needs no server)")
-    return 0
-
-
-def _paused_or_crashed(run_id: str, *, paused: bool = False) -> RunRecord:
-    from .journal import RESUMABLE  # noqa: PLC0415
-    from .stores import DiskStore  # noqa: PLC0415
-
-    store = DiskStore()
-    record = store.run(run_id) if store.path.exists() else None
-    if record is None:
-        raise UserError(f"no run with id {run_id!r} in {_where(store.path)}")
-    if paused and record.status != "awaiting_approval":
-        raise UserError(f"run {run_id} is not awaiting approval (status {record.status!r})")
-    if record.status not in RESUMABLE:
-        raise UserError(f"run {run_id} already ended with status {record.status!r}")
-    return record
-
-
-def _chosen_calls(record: RunRecord, call_ids: list[str]) -> list[str]:
-    """The calls a command decides: those named, which must be every waiting call (a run goes on once
-    all its waiting calls are decided), or all of them when none is named."""
-    waiting = [p["call_id"] for p in record.pending]
-    if unknown := [c for c in call_ids if c not in waiting]:
-        raise UserError(f"run {record.run_id} does not wait for {unknown}; waiting: {waiting}")
-    if call_ids and (rest := [c for c in waiting if c not in call_ids]):
-        raise UserError(f"run {record.run_id} also waits for {rest}: decide every waiting call at once "
-                        "(name none to decide them all alike, or decide them in code with agent.resume)")
-    return call_ids or waiting
-
-
-def _continue(args: argparse.Namespace, record: RunRecord, approvals: dict[str, Decision] | None) -> int:
-    """Rebuild the agent that started the run (``run`` or ``chat``) and take the run up again."""
-    from .report import TracePrinter  # noqa: PLC0415
-    from .tasks import build_agent, could_not_run, load_task_file  # noqa: PLC0415
-
-    meta = record.metadata
-    if meta.get("task_file"):  # from `run`, or from `chat` on a task file: that file's agent
-        agent = build_agent(load_task_file(meta["task_file"]), record.agent, model=meta.get("model"))
-    elif meta.get("chat"):  # `chat` without a task file: the same plain assistant
-        agent = _assistant(meta.get("model"))
-    else:
-        raise UserError(f"run {record.run_id} was not started by `run` or `chat`; continue it in code with "
-                        "agent.resume(run_id, approvals)")
-    console = _console()
-    if not args.json:
-        agent.hooks.append(TracePrinter(console))
-    result = agent.run_sync("", run_id=record.run_id, resume=True, approvals=approvals)
-    if args.json:
-        _dump(result.model_dump(mode="json"))
-    elif result.status == "awaiting_approval":
-        _print_pending(console, result)
-    return _exit_code(could_not_run([result]), result.status == "completed")
-
-
-def _print_pending(console: Console, result: RunResult) -> None:
-    from rich.markup import escape  # noqa: PLC0415
-
-    console.print(f"run {result.run_id} awaits approval:")
-    for p in result.pending:
-        console.print(f"  {escape(p.call_id)}: {escape(p.tool)}({escape(p.arguments)}) — {escape(p.reason)}")
-    console.print(f"  continue with `python -m react_agent approve {result.run_id}` or "
-                  f"`python -m react_agent deny {result.run_id} --reason ...`")
-
-
-def _terminal_decider(console: Console) -> Callable[[RunResult], dict[str, Decision] | None]:
-    """Ask the person at the terminal about each waiting call: approve, deny (with a reason), edit the
-    arguments, or leave the run paused for later (`approve` / `deny`)."""
-    from .approval import Approve, Deny  # noqa: PLC0415
-
-    def decide(result: RunResult) -> dict[str, Decision] | None:
-        _print_pending(console, result)
-        decisions: dict[str, Decision] = {}
-        for p in result.pending:
-            while True:
-                answer = input(f"{p.call_id} {p.tool}: [a]pprove, [d]eny, [e]dit arguments, [l]ater? ").strip()
-                if answer in ("a", "approve"):
-                    decisions[p.call_id] = Approve()
-                elif answer in ("d", "deny"):
-                    decisions[p.call_id] = Deny(input("reason: ").strip() or "denied at the terminal")
-                elif answer in ("e", "edit"):
-                    try:
-                        edited = json.loads(input("arguments (a JSON object): "))
-                    except ValueError as exc:
-                        console.print(f"not JSON: {exc}")
-                        continue
-                    decisions[p.call_id] = Approve(edited if isinstance(edited, dict) else None)
-                elif answer in ("l", "later", ""):
-                    return None
-                else:
-                    continue
-                break
-        return decisions
-
-    return decide
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
