@@ -55,24 +55,12 @@ class ApprovalRequest(_Body):
                                              description="a decision for every waiting call, by call id")
 
 
-class RunView(BaseModel):
+class RunView(RunResult):
     """A run as the server knows it: its record and steps so far, and whether it runs in this server.
     ``status`` is a ``RunResult`` status, or ``running`` (``live: false``: its server died — resume it)."""
 
-    run_id: str
-    agent: str
-    session: str | None
-    model: str
-    status: str
+    status: str  # type: ignore[assignment]  # widened: also "running" and "awaiting_approval" mid-flight
     input: str = ""
-    output: Any = None
-    steps: list[Step] = Field(default_factory=list)
-    usage: Usage = Field(default_factory=Usage)
-    error: str | None = None
-    error_type: str | None = None
-    ms: float = 0.0
-    pending: list[PendingCall] = Field(default_factory=list)
-    children: list[RunResult] = Field(default_factory=list)
     started: float | None = None
     updated: float | None = None
     live: bool = False  # its task is running in this server process
