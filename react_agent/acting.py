@@ -5,13 +5,15 @@ journaled before anything runs, each result journaled where its tool returns."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from ._sync import SYNC_CALLER
 from .approval import BLOCK, PendingCall, approval_reason, fence
 from .context import truncate
 from .faults import point
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from .loop import RunState
 
 __all__ = ["Settled", "act", "answer_calls", "restore_streaks", "stored_outcome", "take_answer"]
+
+T = TypeVar("T")
 
 
 async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message: dict[str, Any] | None = None,
@@ -55,13 +59,17 @@ async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message:
 
     def keeper(i: int, tool: Tool) -> Callable[[ToolOutcome], None]:
         def keep(outcome: ToolOutcome) -> None:
-            """Journal a result the moment its tool returns (in the tool's thread for a sync tool)."""
+            """Journal a result the moment its tool returns (in the tool's thread for a sync tool); a quick
+            one that is safe to repeat goes with the next commit (``Journal.defer_ms``)."""
             point("tool:returned")
-            journal.result(seq, i, seen(tool, outcome))
+            journal.result(seq, i, seen(tool, outcome), defer=bool(tool.idempotent) and outcome.ms < journal.defer_ms)
         return keep
 
-    async def invoke(i: int, tool: Tool, arguments: BaseModel) -> tuple[int, ToolOutcome]:
-        outcome = await tool.invoke(calls[i].arguments, context, keeper(i, tool), parsed=arguments)
+    here = SYNC_CALLER.get()  # run_sync: a lone sync call may run in the caller's thread
+
+    async def invoke(i: int, tool: Tool, arguments: BaseModel, alone: bool) -> tuple[int, ToolOutcome]:
+        outcome = await tool.invoke(calls[i].arguments, context, keeper(i, tool), parsed=arguments,
+                                    here=here and alone)
         if isinstance(outcome.value, DelegationReport) and outcome.value.run is not None:
             state.children.append(outcome.value.run)
         shown = seen(tool, outcome)
@@ -70,8 +78,13 @@ async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message:
         journal.result(seq, i, shown)  # a timeout (the tool never returned): no-op otherwise
         return i, outcome
 
-    tasks = [asyncio.ensure_future(invoke(i, t, a)) for i, t, a in runnable if not t.sequential]
+    together = [(i, t, a) for i, t, a in runnable if not t.sequential]
+    tasks = [_beside(invoke(i, t, a, alone=False)) for i, t, a in together] if len(together) > 1 else []
     try:
+        if len(together) == 1:  # a lone call needs no task of its own
+            i, outcome = await invoke(*together[0], alone=True)
+            outcomes[i] = outcome
+            yield ToolEnd(_observation(calls[i], outcome), step.index)
         for next_done in asyncio.as_completed(tasks):
             i, outcome = await next_done
             outcomes[i] = outcome
@@ -79,7 +92,7 @@ async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message:
         for index, known, arguments in runnable:
             if known.sequential:
                 journal.started(seq, [index])
-                i, outcome = await invoke(index, known, arguments)
+                i, outcome = await invoke(index, known, arguments, alone=True)
                 outcomes[i] = outcome
                 yield ToolEnd(_observation(calls[i], outcome), step.index)
     finally:  # the run was stopped from outside (a hook, the consumer): nothing keeps running unseen
@@ -88,6 +101,14 @@ async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message:
     answer_calls(state, step, calls, outcomes)  # the waiting calls stay open in the journal
     state.pending = settled.pending
     state.turn = None
+
+
+def _beside(call: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """A task for one of several calls that run at once: nothing in it (a delegated agent's own calls
+    included) may take the caller's thread for itself, the others need the loop."""
+    context = contextvars.copy_context()
+    context.run(SYNC_CALLER.set, False)
+    return asyncio.get_running_loop().create_task(call, context=context)
 
 
 @dataclass(slots=True)

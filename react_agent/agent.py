@@ -319,7 +319,12 @@ class Agent:
         except asyncio.CancelledError as exc:
             if exc.args[:1] == (CANCEL,) and not state.closed:  # cancelled on purpose: end it, closed
                 _log_event(log, RunEnd(finish(state, Stop("cancelled", output=best_partial(state)))))
-            raise  # any other cancellation (Ctrl-C, a server stopping) leaves it to `resume`, like a crash
+            else:  # any other cancellation (Ctrl-C, a server stopping) leaves it to `resume`, like a crash
+                _keep_deferred(state, log)
+            raise
+        except BaseException:  # a bug, or the consumer stopped listening: open for `resume`, nothing lost
+            _keep_deferred(state, log)
+            raise
         if stop is not None:
             stop.output = best_partial(state)
             end = RunEnd(finish(state, stop))
@@ -482,6 +487,15 @@ async def call_hooks(hooks: Iterable[Hook], event: Event) -> None:
 def _last_run(store: Store, session: str | None) -> RunRecord | None:
     runs = store.runs(session=session)
     return runs[-1] if runs else None
+
+
+def _keep_deferred(state: RunState, log: Any) -> None:
+    """The run stops open while the process lives on: commit the results that were to ride on its next
+    commit. A store that fails here must not hide why the run stopped: it is logged, not raised."""
+    try:
+        state.journal.flush()
+    except Exception as exc:  # noqa: BLE001 - the exception on its way out is the one to report
+        log.warning("journal_flush_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def _log_event(log: Any, event: Event) -> None:

@@ -7,7 +7,11 @@ Four kinds of commit, each atomic, each a crash point of the kill -9 tests:
 2. **turn** — the model's answer with its tool calls, the calls answered without running anything, and
    the calls about to run (``started``) — before any tool starts.
 3. **result** — one call's outcome, the moment its tool returns (in the tool's own thread). A call gets
-   exactly one result: a late result after the run was closed is dropped.
+   exactly one result: a late result after the run was closed is dropped. The result of a call that is
+   safe to repeat (``idempotent``) and took under ``DEFER_MS`` rides on the run's next commit instead
+   (the next turn, a pause, the end): one commit per step instead of two. A crash before that commit
+   loses at most that many milliseconds of work, which resume repeats — the rule below for a call
+   started without a result.
 4. **end** — the final answer (if any), the status and the run record, together.
 
 A crash leaves a prefix of these commits; ``resume`` reads it back (``plan_resume``): a call with a
@@ -27,9 +31,10 @@ from .faults import point
 from .history import Folded, Turn, fold
 from .stores.base import Entry, RunRecord, SessionInfo, Store
 
-__all__ = ["INTERRUPTED", "NOT_STARTED", "RESUMABLE", "Journal", "closing_outcomes", "start_entries",
+__all__ = ["DEFER_MS", "INTERRUPTED", "NOT_STARTED", "RESUMABLE", "Journal", "closing_outcomes", "start_entries",
            "superseded_runs", "unknown_outcome"]
 
+DEFER_MS = 10.0  # an idempotent call quicker than this has its result committed with the run's next commit
 RESUMABLE = ("running", "error", "awaiting_approval")  # a superseded run cannot go on
 NOT_STARTED = "Not run: the run was interrupted before this call started."
 NEVER_APPROVED = "Not run: the call waited for approval and the conversation went on without it."
@@ -54,10 +59,13 @@ def closing_outcomes(turn: Turn) -> list[tuple[int, dict[str, Any]]]:
 class Journal:
     """Writes one run's entries. The loop calls it; it knows nothing of the loop."""
 
+    defer_ms = DEFER_MS  # see the module's docstring (the kill -9 tests raise it, to defer every time)
+
     def __init__(self, store: Store, record: RunRecord) -> None:
         self.store = store
         self.record = record
         self._answered: set[tuple[int, int]] = set()
+        self._deferred: list[Entry] = []  # results that ride on the next commit (``result(defer=True)``)
         self._lock = threading.Lock()
 
     @property
@@ -71,44 +79,69 @@ class Journal:
     def _entry(self, kind: str, **fields: Any) -> Entry:
         return {"run": self.run_id, "kind": kind, **fields}
 
-    def _claim(self, turn: int, index: int) -> bool:
-        """True once per call: the first answer wins (a tool's result, or the loop closing the turn)."""
+    def _write(self, entries: Sequence[Entry], runs: Sequence[RunRecord] = (), info: SessionInfo | None = None) -> int:
+        """One commit of ``entries`` after the deferred results; returns the number of ``entries[0]``."""
+        with self._lock:
+            deferred, self._deferred = self._deferred, []
+        try:
+            first = self.store.write(self.session, [*deferred, *entries], runs=runs, info=info)
+        except BaseException:
+            with self._lock:  # nothing was written: they go with the next commit
+                self._deferred[:0] = deferred
+            raise
+        return first + len(deferred)
+
+    def _claim(self, turn: int, index: int, deferred: Entry | None = None) -> bool:
+        """True once per call: the first answer wins (a tool's result, or the loop closing the turn). A
+        ``deferred`` result is queued for the next commit in the same breath, so a commit that closes the
+        turn either takes it along or has claimed the call first."""
         with self._lock:
             if (turn, index) in self._answered:
                 return False
             self._answered.add((turn, index))
+            if deferred is not None:
+                self._deferred.append(deferred)
             return True
+
+    def flush(self) -> None:
+        """Commit the deferred results now: the run stops without its end (an exception, a cancellation
+        that leaves it to ``resume``) while the process lives on, so nothing done is lost."""
+        if self._deferred:
+            self._write([])
 
     def start(self, messages: list[dict[str, Any]], *, info: SessionInfo, closing: Sequence[Entry] = (),
               superseded: Sequence[RunRecord] = ()) -> None:
         point("start:before")
-        self.store.write(self.session, [self._entry("start", messages=messages), *closing],
-                         runs=[*superseded, self.record], info=info)
+        self._write([self._entry("start", messages=messages), *closing], runs=[*superseded, self.record], info=info)
         point("start:after")
 
     def resume(self, decisions: Sequence[tuple[int, int, dict[str, Any]]] = ()) -> None:
         """Mark the run resumed, with the human decisions on its pending calls (same commit)."""
         self.record = self.record.model_copy(update={"status": "running", "pending": [], "updated": time.time()})
         entries = [self._entry("decision", turn=t, index=i, decision=d) for t, i, d in decisions]
-        self.store.write(self.session, [*entries, self._entry("resume")], runs=[self.record])
+        self._write([*entries, self._entry("resume")], runs=[self.record])
 
     def turn(self, body: dict[str, Any]) -> int:
         """Commit a model answer (before any of its tools starts); returns its sequence number."""
         point("turn:before")
-        seq = self.store.write(self.session, [self._entry("turn", **body)])
+        seq = self._write([self._entry("turn", **body)])
         for index, _ in body.get("answered") or ():
             self._claim(seq, index)
         point("turn:after")
         return seq
 
     def started(self, turn: int, calls: list[int]) -> None:
-        self.store.write(self.session, [self._entry("started", turn=turn, calls=calls)])
+        self._write([self._entry("started", turn=turn, calls=calls)])
 
-    def result(self, turn: int, index: int, outcome: dict[str, Any]) -> bool:
-        """Commit one call's outcome; ``False`` (nothing written) if the call was already answered."""
-        if not self._claim(turn, index):
+    def result(self, turn: int, index: int, outcome: dict[str, Any], *, defer: bool = False) -> bool:
+        """Commit one call's outcome — or, with ``defer``, keep it for the next commit; ``False``
+        (nothing written) if the call was already answered."""
+        entry = self._entry("result", turn=turn, index=index, outcome=outcome)
+        if not self._claim(turn, index, entry if defer else None):
             return False
-        self.store.write(self.session, [self._entry("result", turn=turn, index=index, outcome=outcome)])
+        if defer:
+            return True
+        self._write([entry])
         point("result:after")
         return True
 
@@ -120,7 +153,7 @@ class Journal:
         self.record = self.record.model_copy(update={**record, "updated": time.time()})
         kind = "pause" if self.record.status == "awaiting_approval" else "end"
         point("end:before")
-        self.store.write(self.session, [*answers, self._entry(kind, **fields)], runs=[self.record])
+        self._write([*answers, self._entry(kind, **fields)], runs=[self.record])
         point("end:after")
 
 

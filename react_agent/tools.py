@@ -14,6 +14,7 @@ import copy
 import functools
 import inspect
 import json
+import math
 import re
 import threading
 import time
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 from typing_extensions import TypeVar  # PEP 696 defaults (3.13's typing)
 
+from ._sync import call_here
 from .errors import ModelRetry, PluginError
 
 if TYPE_CHECKING:
@@ -44,7 +46,8 @@ if TYPE_CHECKING:
 
     from .approval import ApprovalPolicy
 
-__all__ = ["ANSWER_TOOL", "STRICT_DEFAULT", "Tool", "ToolContext", "ToolOutcome", "answer_tool", "tool"]
+__all__ = ["ANSWER_TOOL", "DEFAULT_TOOL_TIMEOUT", "STRICT_DEFAULT", "Tool", "ToolContext", "ToolOutcome", "answer_tool",
+           "tool"]
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters)\s*:\s*$")
@@ -62,6 +65,7 @@ _NO_DEPS: Any = None
 # "Argument strictness"), and coercion hides a model's mistakes instead of showing them to it.
 STRICT_DEFAULT = True
 
+DEFAULT_TOOL_TIMEOUT = 60.0  # seconds per call, for a tool that sets no timeout of its own (see ``Tool.timeout``)
 TOOL_THREADS = 64  # sync tools run here; asyncio's default pool (min(32, cpus + 4)) queues an 8-call turn
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -174,7 +178,11 @@ class Tool:
     name: str
     description: str
     args_model: type[BaseModel]
-    timeout: float | None = 60.0
+    # Seconds per call. None: ``DEFAULT_TOOL_TIMEOUT`` wherever a limit can hold — an async tool, a sync
+    # tool in a worker thread — and none for a sync call run in the caller's thread (a lone call under
+    # ``run_sync``). A number always holds: such a sync tool always runs in a worker thread. ``math.inf``:
+    # no limit.
+    timeout: float | None = None
     sequential: bool = False
     max_retries: int = 3
     source: str = "<code>"
@@ -198,7 +206,7 @@ class Tool:
     @classmethod
     def from_schema(
         cls, name: str, description: str | None, parameters: dict[str, Any], function: Callable[..., Any], *,
-        timeout: float | None = 60.0, sequential: bool = False, max_retries: int = 3, side_effects: bool = False,
+        timeout: float | None = None, sequential: bool = False, max_retries: int = 3, side_effects: bool = False,
         idempotent: bool | None = None, requires_approval: bool | ApprovalPolicy = False,
         untrusted_output: bool = False,
     ) -> Tool:
@@ -297,13 +305,18 @@ class Tool:
         return parsed.model_dump(mode=mode, by_alias=True)
 
     async def invoke(self, raw_arguments: str, context: ToolContext | None = None,
-                     keep: Keep | None = None, *, parsed: BaseModel | None = None) -> ToolOutcome:
+                     keep: Keep | None = None, *, parsed: BaseModel | None = None, here: bool = False) -> ToolOutcome:
         """Validate (unless ``parsed`` is given) and run. Every model-side failure becomes a
         ``ToolOutcome`` the model can read.
 
         ``keep`` gets the outcome the moment the tool returns or fails — in the tool's own thread for
         a sync tool — so a result is saved even if the process dies before the loop sees it. It is
-        not called for a call that timed out (its late result belongs to no one)."""
+        not called for a call that timed out (its late result belongs to no one).
+
+        A sync tool runs in a worker thread, so the event loop goes on meanwhile and the timeout holds;
+        with ``here=True`` (the caller's thread has nothing else to do: ``run_sync``) a sync tool that
+        sets no timeout of its own runs in this thread instead, without a limit, as the caller's own
+        code would."""
         if parsed is None:
             try:
                 parsed = self.validate(raw_arguments)
@@ -329,7 +342,10 @@ class Tool:
                 return settle(error=exc)
             return settle(value)
 
-        deadline = asyncio.timeout(self.timeout)
+        if not self.is_async and here and self.timeout is None:
+            return call_here(run_sync)
+        limit = DEFAULT_TOOL_TIMEOUT if self.timeout is None else self.timeout
+        deadline = asyncio.timeout(None if limit == math.inf else limit)
         try:
             async with deadline:
                 if not self.is_async:  # in a thread of our own pool, with the caller's contextvars
@@ -344,7 +360,7 @@ class Tool:
             if not deadline.expired():
                 raise
             abandoned.set()
-            return ToolOutcome("timeout", f"Tool {self.name!r} timed out after {self.timeout:g}s.", arguments,
+            return ToolOutcome("timeout", f"Tool {self.name!r} timed out after {limit:g}s.", arguments,
                                ms=(time.perf_counter() - started) * 1000)
 
     def _outcome(self, arguments: dict[str, Any], value: Any, error: Exception | None, ms: float) -> ToolOutcome:
@@ -489,13 +505,13 @@ def _source_of(function: Callable[..., Any]) -> str:
 def tool(fn: F, /) -> Tool: ...
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None, timeout: float | None = 60.0,
+    *, name: str | None = None, description: str | None = None, timeout: float | None = None,
     sequential: bool = False, max_retries: int = 3, side_effects: bool = False, idempotent: bool | None = None,
     requires_approval: bool | ApprovalPolicy = False, untrusted_output: bool = False, strict: bool | None = None,
 ) -> Callable[[F], Tool]: ...
 def tool(
     fn: F | None = None, /, *, name: str | None = None, description: str | None = None,
-    timeout: float | None = 60.0, sequential: bool = False, max_retries: int = 3, side_effects: bool = False,
+    timeout: float | None = None, sequential: bool = False, max_retries: int = 3, side_effects: bool = False,
     idempotent: bool | None = None, requires_approval: bool | ApprovalPolicy = False, untrusted_output: bool = False,
     strict: bool | None = None,
 ) -> Tool | Callable[[F], Tool]:
@@ -510,6 +526,9 @@ def tool(
     ``react_agent.approval``). ``strict=True`` validates the model's arguments without coercion
     (``"7"`` is not an int), ``False`` coerces as pydantic's lax mode does; unset, the agent's
     ``strict_tools`` decides. A parameter may start with ``_`` (``_from``): the schema uses that name.
+    ``timeout`` (seconds per call): unset, ``DEFAULT_TOOL_TIMEOUT`` (60 s) where a limit can hold — an
+    async tool, or a sync tool in a worker thread; a lone sync call under ``run_sync`` runs in the
+    caller's thread without one. A sync tool that sets its own always runs in a worker thread, so it holds.
     """
 
     def build(func: F) -> Tool:

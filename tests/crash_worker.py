@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from react_agent import Agent, DiskStore, Tool, UserError, faults, tool
+from react_agent.journal import Journal
 from react_agent.model import ModelResponse
 from react_agent.testing import Request, ScriptedModel, reply, tool_call, tool_calls
 
@@ -37,6 +38,8 @@ ANSWER = "All done."
 FIRST = ("charge", {"order": "order-0"})  # the lone call of the first turn
 PARALLEL = (("lookup", {"query": "item-1"}), ("charge", {"order": "order-1"}), ("notify", {"who": "customer-1"}))
 PAUSE = {"charge": 0.01, "lookup": 0.02, "notify": 0.03}  # seconds: parallel calls overlap, then return
+# ``lookup`` is idempotent: its result rides on the run's next commit (journal.DEFER_MS), here every time
+Journal.defer_ms = 60_000.0
 
 
 def note(log: Path, line: str) -> None:

@@ -12,7 +12,7 @@ resumes the run in a fresh subprocess (killed again, for the chained cases). Aft
 4. the history is valid, and every call has exactly one result entry in the log;
 5. the store is sound: SQLite's ``integrity_check`` says ``ok``, and every entry in the database is read.
 
-54 kills in 44 cases: 98 processes, about 25 s of CPU, run two at a time (the time is printed).
+60 kills in 50 cases: 112 processes, about 25 s of CPU, run two at a time (the time is printed).
 """
 
 from __future__ import annotations
@@ -44,14 +44,17 @@ SIDE_EFFECTS = {"charge", "notify"}
 
 # How often a run reaches each crash point (checked against a dry run below). Turns: a lone call of
 # ``charge``; ``lookup``, ``charge`` and ``notify`` at once; the final answer (in B a ``final_answer`` turn).
+# ``lookup`` is idempotent: its result has no commit of its own (no ``result:after``), it rides on the next
+# one — the end in A, the ``started`` of the sequential ``notify`` in B.
 HITS = {
     "A": {"start:before": 1, "start:after": 1, "turn:before": 2, "turn:after": 2, "tool:returned": 4,
-          "result:after": 4, "end:before": 1, "end:after": 1, "write:inside": 8},
+          "result:after": 3, "end:before": 1, "end:after": 1, "write:inside": 7},
     "B": {"start:before": 1, "start:after": 1, "turn:before": 3, "turn:after": 3, "tool:returned": 4,
-          "result:after": 4, "end:before": 1, "end:after": 1, "write:inside": 10},
+          "result:after": 3, "end:before": 1, "end:after": 1, "write:inside": 9},
 }
-# Inside a commit (every commit passes there): the start, the first turn, a result, and the end.
-INSIDE = {"A": (1, 2, 5, 8), "B": (1, 2, 5, 10)}
+# Inside a commit (every commit passes there): the start, the first turn, a result, and the end (in A
+# after ``lookup``'s deferred result, its first entry).
+INSIDE = {"A": (1, 2, 5, 7), "B": (1, 2, 5, 9)}
 # Kills of the resume as well: (the run's crash, the first resume's crash). Each second point is reached
 # whatever the thread timing (in B, tool:returned:4 is the sequential ``notify``, which runs last).
 CHAINS = {

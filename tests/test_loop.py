@@ -523,7 +523,8 @@ def test_run_sync_without_a_loop():
 
 async def test_every_tool_end_and_step_end_comes_after_what_it_reports_is_on_disk(store):
     """Crash safety: when a ToolEnd or StepEnd reaches a hook (where a crash may happen), the tool's
-    result - and at StepEnd the whole step - is already in the journal."""
+    result - and at StepEnd the whole step - is already in the journal; except the result of a quick
+    call that is safe to repeat, which rides on the run's next commit (journal.DEFER_MS)."""
 
     @tool
     async def slow(n: int) -> int:
@@ -531,27 +532,36 @@ async def test_every_tool_end_and_step_end_comes_after_what_it_reports_is_on_dis
         await asyncio.sleep(n / 100)
         return n
 
+    @tool(side_effects=True)
+    def mark(n: int) -> int:
+        """Mark n (at once)."""
+        return n
+
     seen: list[str] = []
+    quick = {"call_3"}  # slow(0): idempotent and done in well under DEFER_MS; the next commit is mark's turn
 
     def check(event):
         folded = fold(store.entries("s1"))
+        answered = {t.calls[i]["id"] for t in folded.turns for i in t.results}
         if isinstance(event, ToolEnd):
             call = event.observation.call_id
-            answered = {t.calls[i]["id"] for t in folded.turns for i in t.results}
-            assert call in answered, call
+            assert (call in answered) is (call not in quick), call
             seen.append(f"tool {call}")
         elif isinstance(event, StepEnd):
             steps = folded.steps(run_id)
             assert len(steps) == event.step.index + 1
-            assert len(steps[-1].observations) == len(event.step.actions)
+            deferred = len({a.id for a in event.step.actions} & quick - answered)
+            assert len(steps[-1].observations) == len(event.step.actions) - deferred
+            assert deferred == (event.step.index == 1)
             seen.append(f"step {event.step.index}")
 
     run_id = "run-1"
-    script = [tool_calls([("slow", {"n": 3}), ("slow", {"n": 1})]), tool_call("slow", {"n": 0}), reply("done")]
-    agent = Agent(tools=[slow], model=ScriptedModel(script), store=store, hooks=[check])
+    script = [tool_calls([("slow", {"n": 4}), ("slow", {"n": 2})]), tool_call("slow", {"n": 0}),
+              tool_call("mark", {"n": 1}), reply("done")]
+    agent = Agent(tools=[slow, mark], model=ScriptedModel(script), store=store, hooks=[check])
     result = await agent.run("go", session="s1", run_id=run_id)
     assert result.status == "completed", result.error
-    assert len(seen) == 6 and seen[-1] == "step 2"
+    assert len(seen) == 8 and seen[-1] == "step 3"
     assert history_problems(store.messages("s1")) == []
     assert [s.model_dump() for s in fold(store.entries("s1")).steps(run_id)] == [
         s.model_dump() for s in result.steps]
@@ -577,3 +587,54 @@ async def test_every_event_is_logged_as_json_lines_with_run_data():
     tool_end = lines[2]
     assert tool_end["tool"] == "add" and tool_end["step"] == 0 and "ms" in tool_end
     assert lines[3]["prompt_tokens"] == 20 and lines[-1]["status"] == "completed"
+
+
+async def test_one_commit_per_step_for_quick_calls_that_are_safe_to_repeat(store, monkeypatch):
+    """A quick idempotent call's result rides on the run's next commit; a call with side effects gets a
+    commit of its own the moment it returns; every result is in the log at the end, once."""
+    commits: list[list[str]] = []
+    real = type(store).write
+
+    def counting(self, session, entries, **kwargs):
+        commits.append([e["kind"] for e in entries])
+        return real(self, session, entries, **kwargs)
+
+    monkeypatch.setattr(type(store), "write", counting)
+
+    @tool
+    def look(n: int) -> int:
+        """Look n up."""
+        return n
+
+    @tool(side_effects=True)
+    def pay(n: int) -> int:
+        """Pay n."""
+        return n
+
+    script = [tool_call("look", {"n": 1}), tool_call("look", {"n": 2}), tool_call("pay", {"n": 3}), reply("done")]
+    agent = Agent(tools=[look, pay], model=ScriptedModel(script), store=store)
+    result = await agent.run("go", session="s1")
+    assert result.status == "completed"
+    assert commits == [["start"], ["turn"], ["result", "turn"], ["result", "turn"], ["result"], ["end"]]
+    folded = fold(store.entries("s1"))
+    assert [turn.results[0]["content"] for turn in folded.turns if turn.calls] == ["1", "2", "3"]
+
+
+async def test_a_run_stopped_by_an_exception_keeps_its_deferred_results(store):
+    """Only a dead process loses a deferred result: an exception on its way out commits it first."""
+    runs = Counter()
+
+    @tool
+    def look(n: int) -> int:
+        """Look n up."""
+        runs[n] += 1
+        return n
+
+    agent = Agent(tools=[look], model=ScriptedModel([tool_call("look", {"n": 1}), RuntimeError("a bug")]), store=store)
+    with pytest.raises(RuntimeError):
+        await agent.run("go", session="s1")
+    (turn,) = fold(store.entries("s1")).turns
+    assert turn.results[0]["content"] == "1"
+    agent = Agent(tools=[look], model=ScriptedModel([reply("done")]), store=store)
+    assert (await agent.run("go", session="s1", resume=True)).output == "done"
+    assert runs == {1: 1}

@@ -26,7 +26,7 @@ from react_agent import Agent, tool
 from react_agent.model import OpenAIModel
 from react_agent.router import Router
 from react_agent.steps import Event, RunEnd, RunResult
-from react_agent.testing import ScriptedModel, reply, tool_call
+from react_agent.testing import ScriptedModel, reply, tool_call, tool_calls
 
 ROOT = Path(__file__).resolve().parent.parent
 loopback = pytest.mark.block_network(allowed_hosts=["127.0.0.1"])
@@ -195,3 +195,95 @@ def test_an_interrupted_run_sync_closes_its_loop_and_the_next_call_gets_a_new_on
     assert agent.run_sync("second").output == "b"
     assert loops[0].is_closed() and loops[1] is not loops[0]
     agent.close()
+
+
+# -- where sync tools run ---------------------------------------------------------------------------------
+
+
+def threads_of(**tools_kwargs: Any) -> tuple[list[tuple[str, int]], Any]:
+    """A ``where(tag)`` tool that records the thread each call ran in (and whether a loop was visible)."""
+    seen: list[tuple[str, int]] = []
+
+    @tool(**tools_kwargs)
+    def where(tag: str) -> str:
+        """Say where this runs.
+
+        Args:
+            tag: a label.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            seen.append((tag, threading.get_ident()))
+        else:
+            seen.append((f"{tag} (loop visible)", threading.get_ident()))
+        return tag
+
+    return seen, where
+
+
+def test_under_run_sync_a_lone_sync_call_runs_in_the_callers_thread_and_parallel_calls_in_workers() -> None:
+    """No hop to a worker thread and back for a lone call (the run has nothing else to do meanwhile); calls
+    of one turn still run at once, in workers; the loop is hidden from a call in the caller's thread."""
+    seen, where = threads_of()
+    script = [tool_call("where", {"tag": "lone"}),
+              tool_calls([("where", {"tag": "p1"}), ("where", {"tag": "p2"})]), reply("done")]
+    agent = Agent(model=ScriptedModel(script), tools=[where])
+    assert agent.run_sync("where?").status == "completed"
+    me = threading.get_ident()
+    assert seen[0] == ("lone", me)
+    assert sorted(tag for tag, _ in seen[1:]) == ["p1", "p2"] and all(ident != me for _, ident in seen[1:])
+    agent.close()
+
+
+def test_await_run_keeps_sync_tools_off_the_loop() -> None:
+    seen, where = threads_of()
+    agent = Agent(model=ScriptedModel([tool_call("where", {"tag": "lone"}), reply("done")]), tools=[where])
+    assert asyncio.run(agent.run("where?")).status == "completed"
+    assert seen[0][0] == "lone" and seen[0][1] != threading.get_ident()
+
+
+def test_a_sync_tool_with_its_own_timeout_runs_in_a_worker_so_the_timeout_holds() -> None:
+    release = threading.Event()
+
+    @tool(timeout=0.05)
+    def hang() -> str:
+        """Wait for a release that never comes (in time)."""
+        release.wait(5)
+        return "released"
+
+    agent = Agent(model=ScriptedModel([tool_call("hang", {}), reply("gave up")]), tools=[hang])
+    try:
+        result = agent.run_sync("hang?")
+    finally:
+        release.set()
+    assert result.status == "completed"
+    assert [o.kind for o in result.steps[0].observations] == ["timeout"]
+    agent.close()
+
+
+def test_a_sync_tool_run_in_the_callers_thread_may_call_run_sync_itself() -> None:
+    """Another agent's ``run_sync`` and this agent's own (a nested run on a loop of its own) both work: the
+    tool is plain sync code to them."""
+    helper = Agent(name="helper", model=ScriptedModel([reply("from helper")]))
+    answers: list[str] = []
+
+    @tool
+    def ask(question: str) -> str:
+        """Ask someone.
+
+        Args:
+            question: what to ask.
+        """
+        answer = str(helper.run_sync(question).output) if question == "helper" else str(
+            agent.run_sync(question).output)
+        answers.append(answer)
+        return answer
+
+    agent = Agent(model=ScriptedModel([tool_call("ask", {"question": "helper"}), tool_call("ask", {"question": "self"}),
+                                       reply("nested"), reply("done")]), tools=[ask])
+    result = agent.run_sync("go")
+    assert (result.status, result.output) == ("completed", "done"), result.error
+    assert answers == ["from helper", "nested"]
+    agent.close()
+    helper.close()
