@@ -85,7 +85,7 @@ async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message:
             i, outcome = await invoke(*together[0], alone=True)
             outcomes[i] = outcome
             yield ToolEnd(_observation(calls[i], outcome), step.index)
-        for next_done in asyncio.as_completed(tasks):
+        for next_done in asyncio.as_completed(tasks) if tasks else ():
             i, outcome = await next_done
             outcomes[i] = outcome
             yield ToolEnd(_observation(calls[i], outcome), step.index)

@@ -96,7 +96,7 @@ class Stored:
     output: Any
     steps: int | None
     integrity: str
-    keys: int  # entry keys of the session in the database (``entries`` stops at a gap)
+    keys: int  # entries of the session in the database (``entries`` stops at a gap)
     log: Counter[str]
 
     @property
@@ -131,7 +131,8 @@ def read(folder: Path) -> Stored:
         store.close()
     with closing(sqlite3.connect(folder / "store" / "cache.db")) as db:
         integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
-        keys = db.execute("SELECT count(*) FROM Cache WHERE key LIKE ?", (f"e:{SESSION}:%",)).fetchone()[0]
+        rows = db.execute("SELECT value FROM Cache WHERE key LIKE ?", (f"e:{SESSION}:%",)).fetchall()
+        keys = sum(len(json.loads(bytes(value))) for value, in rows)  # each row: one commit's entries
     log = folder / "tools.log"
     lines = log.read_text().splitlines() if log.exists() else []
     return Stored(entries, record and record.status, record and record.output, record and record.steps,

@@ -73,7 +73,7 @@ class Store(ABC):
               info: SessionInfo | None = None) -> int:
         """Append ``entries`` to the session's log and store ``runs`` (created or replaced), all in one
         atomic commit; the session is created first if it does not exist (with ``info`` when given).
-        Returns the sequence number of the first entry written (of the next one if none)."""
+        The entries get consecutive sequence numbers; returns the first (the next free one if none)."""
 
     @abstractmethod
     def entries(self, session: str, start: int = 0) -> list[Entry]:

@@ -2,17 +2,19 @@
 
 Layout (every key a short string, every value JSON):
 
-* ``e:<session>:<n>``  entry *n* of the session's log — appended with ``add`` (insert-if-absent), so two
-  writers can never overwrite each other's entries; nothing is ever rewritten
+* ``e:<session>:<n>``  one commit of the session's log: a JSON array of its entries, numbered *n*, *n + 1*,
+  … — appended with ``add`` (insert-if-absent), so two writers can never overwrite each other's
+  commits; nothing is ever rewritten. (A store written before commits were rows holds one entry, a JSON
+  object, per key: it is read the same way.)
 * ``h:<session>``      where the log ends (a hint, moved at run start/pause/end; readers and writers
   probe past it)
 * ``s:<session>``      the session record; ``si`` / ``si:<n>`` the session index (append-only slots)
 * ``r:<run>``          the run record; ``ri`` / ``ri:<n>`` the run index (append-only slots)
 
-A step's entry is one ``add`` in its own transaction: ``BEGIN IMMEDIATE``, one ``SELECT``, one
-``INSERT``, ``COMMIT``. Values never go through pickle: the store cannot run code planted in its files,
-and a value that is not our JSON is reported, not loaded. The folder is 0700 and the database 0600
-whatever the umask (SQLite gives its ``-wal``/``-shm`` files the database's mode).
+A step's commit is one row in its own transaction: ``BEGIN IMMEDIATE``, one ``SELECT``, one ``INSERT``,
+``COMMIT``, however many entries it holds. Values never go through pickle: the store cannot run code
+planted in its files, and a value that is not our JSON is reported, not loaded. The folder is 0700 and
+the database 0600 whatever the umask (SQLite gives its ``-wal``/``-shm`` files the database's mode).
 """
 
 from __future__ import annotations
@@ -121,33 +123,49 @@ class DiskStore(Store):
                 cache.set(f"s:{session}", {"id": session, "user_id": made.user_id, "agent": made.agent,
                                            "created": made.created})
                 self._index("si", session)
-            first: int | None = None
             seq = self._end(session)
-            for entry in entries:
-                while not cache.add(f"e:{session}:{seq}", entry):  # another writer got there first
-                    seq += 1
-                if first is None:
-                    first = seq
-                    point("write:inside")  # the kill -9 tests: a death here must roll the whole commit back
-                seq += 1
+            if entries:
+                while not cache.add(f"e:{session}:{seq}", list(entries)):  # another writer got there first
+                    seq = self._end(session, seq)
+                point("write:inside")  # the kill -9 tests: a death here must roll the whole commit back
             for record in runs:
                 if cache.get(f"r:{record.run_id}") is None:
                     self._index("ri", record.run_id)
                 cache.set(f"r:{record.run_id}", record.model_dump(mode="json"))
             if runs:
-                cache.set(f"h:{session}", seq)
-            self._ends[session] = seq
-        return seq if first is None else first
+                cache.set(f"h:{session}", seq + len(entries))
+            self._ends[session] = seq + len(entries)
+        return seq
 
-    def _end(self, session: str) -> int:
-        """The next free entry number: the last one this process saw, else the hint, then probed."""
+    def _end(self, session: str, seq: int | None = None) -> int:
+        """The next free entry number: from ``seq``, else the last one this process saw, else the hint,
+        probed past the commits stored there."""
         cache = self.cache
-        seq = self._ends.get(session)
+        if seq is None and (seen := self._ends.get(session)) is not None:
+            return seen  # if another process wrote there since, ``add`` fails and we probe from here
         if seq is None:
             seq = int(cache.get(f"h:{session}", 0))
-            while cache.get(f"e:{session}:{seq}") is not None:
-                seq += 1
+        while (row := cache.get(f"e:{session}:{seq}")) is not None:
+            seq += len(self._batch(session, seq, row))
         return seq
+
+    def _batch(self, session: str, seq: int, row: Any) -> list[Entry]:
+        """The entries of one stored commit (a lone object: a store from before commits were rows)."""
+        batch = row if isinstance(row, list) else [row]
+        if not batch or not all(isinstance(entry, dict) for entry in batch):
+            raise StoreCorruptError(str(self.path), f"entry {seq} of session {session!r} is not an object")
+        return batch
+
+    def _rows(self, session: str) -> list[tuple[int, list[Entry]]]:
+        """The session's stored commits, in order, each with the number of its first entry."""
+        cache = self.cache
+        found = []
+        seq = 0
+        while (row := cache.get(f"e:{session}:{seq}")) is not None:
+            batch = self._batch(session, seq, row)
+            found.append((seq, batch))
+            seq += len(batch)
+        return found
 
     def _index(self, name: str, value: str) -> None:
         slot = int(self.cache.get(name, 0))
@@ -160,15 +178,8 @@ class DiskStore(Store):
 
     # -- reads ------------------------------------------------------------------------------------
     def entries(self, session: str, start: int = 0) -> list[Entry]:
-        cache = self.cache
-        found: list[Entry] = []
-        seq = start
-        while (entry := cache.get(f"e:{session}:{seq}")) is not None:
-            if not isinstance(entry, dict):
-                raise StoreCorruptError(str(self.path), f"entry {seq} of session {session!r} is not an object")
-            found.append({**entry, "seq": seq})
-            seq += 1
-        return found
+        return [{**entry, "seq": first + k} for first, batch in self._rows(session)
+                for k, entry in enumerate(batch) if first + k >= start]
 
     def session_info(self, session: str) -> SessionInfo | None:
         raw = self.cache.get(f"s:{session}")
@@ -205,11 +216,11 @@ class DiskStore(Store):
         with self._lock, cache.transact():
             if cache.get(f"s:{session}") is None:
                 return False
-            entries = self.entries(session)
-            for entry in entries:
-                cache.delete(f"e:{session}:{entry['seq']}")
-                if entry.get("kind") == "start" and entry.get("run"):
-                    cache.delete(f"r:{entry['run']}")
+            for first, batch in self._rows(session):
+                cache.delete(f"e:{session}:{first}")
+                for entry in batch:
+                    if entry.get("kind") == "start" and entry.get("run"):
+                        cache.delete(f"r:{entry['run']}")
             for slot, sid in self._indexed("si"):
                 if sid == session:
                     cache.delete(f"si:{slot}")
