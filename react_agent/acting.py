@@ -160,10 +160,10 @@ async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context
     assert message is not None
     state.history.append(message)
     waiting = [i for i, call in enumerate(calls) if any(p.call_id == call.id for p in pending)]
-    seq = journal.turn({"step": step.index, "message": message, "usage": step.usage.model_dump(),
-                        "answered": [[i, stored_outcome(o)] for i, o in fresh.items()], "started": parallel,
-                        "pending": waiting, "answer": step.answer, "finish_reason": step.finish_reason,
-                        "prev_ms": state.last_ms})
+    seq = journal.turn({
+        "step": step.index, "message": message, "usage": step.usage.model_dump(),
+        "answered": [[i, stored_outcome(o)] for i, o in fresh.items()], "started": parallel, "pending": waiting,
+        "answer": step.answer, "finish_reason": step.finish_reason, "prev_ms": state.last_ms})
     return Settled(seq, outcomes, runnable, pending)
 
 

@@ -246,3 +246,21 @@ def test_threads_sharing_one_unopened_store_do_not_lock_each_other_out(tmp_path)
     assert not any(t.is_alive() for t in threads), "runs hung on the store"
     assert statuses == ["completed"] * 50
     agent.close()
+
+
+def test_a_commit_that_rolls_back_leaves_no_gap(store, monkeypatch):
+    """A commit that fails after its rows went in (a COMMIT error) is rolled back whole; the next commit
+    takes its place, so the log has no gap for ``entries`` to stop at."""
+    store.append("s1", say("one"))
+    real = DiskStore._write
+
+    def failing(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(DiskStore, "_write", failing)
+    with pytest.raises(OSError):
+        store.append("s1", say("lost"))
+    monkeypatch.undo()
+    store.append("s1", say("two"))
+    assert [m["content"] for m in DiskStore(store.path).messages("s1")] == ["one", "two"]

@@ -116,25 +116,39 @@ class DiskStore(Store):
     # -- writes -----------------------------------------------------------------------------------
     def write(self, session: str, entries: Sequence[Entry], *, runs: Sequence[RunRecord] = (),
               info: SessionInfo | None = None) -> int:
+        with self._lock:
+            seen = self._ends.get(session)
+            try:
+                with self.cache.transact():
+                    return self._write(session, entries, runs, info)
+            except BaseException:  # rolled back: forget the end it moved, or the next write leaves a gap
+                if seen is None:
+                    self._ends.pop(session, None)
+                else:
+                    self._ends[session] = seen
+                raise
+
+    def _write(self, session: str, entries: Sequence[Entry], runs: Sequence[RunRecord],
+               info: SessionInfo | None) -> int:
+        """One ``write``, inside the caller's transaction."""
         cache = self.cache
-        with self._lock, cache.transact():
-            if session not in self._ends and cache.get(f"s:{session}") is None:
-                made = info or SessionInfo(session)
-                cache.set(f"s:{session}", {"id": session, "user_id": made.user_id, "agent": made.agent,
-                                           "created": made.created})
-                self._index("si", session)
-            seq = self._end(session)
-            if entries:
-                while not cache.add(f"e:{session}:{seq}", list(entries)):  # another writer got there first
-                    seq = self._end(session, seq)
-                point("write:inside")  # the kill -9 tests: a death here must roll the whole commit back
-            for record in runs:
-                if cache.get(f"r:{record.run_id}") is None:
-                    self._index("ri", record.run_id)
-                cache.set(f"r:{record.run_id}", record.model_dump(mode="json"))
-            if runs:
-                cache.set(f"h:{session}", seq + len(entries))
-            self._ends[session] = seq + len(entries)
+        if session not in self._ends and cache.get(f"s:{session}") is None:
+            made = info or SessionInfo(session)
+            cache.set(f"s:{session}", {"id": session, "user_id": made.user_id, "agent": made.agent,
+                                       "created": made.created})
+            self._index("si", session)
+        seq = self._end(session)
+        if entries:
+            while not cache.add(f"e:{session}:{seq}", list(entries)):  # another writer got there first
+                seq = self._end(session, seq)
+            point("write:inside")  # the kill -9 tests: a death here must roll the whole commit back
+        for record in runs:
+            if cache.get(f"r:{record.run_id}") is None:
+                self._index("ri", record.run_id)
+            cache.set(f"r:{record.run_id}", record.model_dump(mode="json"))
+        if runs:
+            cache.set(f"h:{session}", seq + len(entries))
+        self._ends[session] = seq + len(entries)
         return seq
 
     def _end(self, session: str, seq: int | None = None) -> int:
