@@ -137,9 +137,23 @@ def react_agent_row(base_url: str, **agent_options: Any) -> Run:
     return run
 
 
-def react_agent_sync_row(base_url: str) -> SyncRun:
+def react_agent_memory_row(base_url: str) -> Run:
+    """``react_agent_row`` with its journal in a ``MemoryStore``: the framework without durable commits."""
+    from react_agent import MemoryStore
+
+    return react_agent_row(base_url, store=MemoryStore())
+
+
+def react_agent_sync_memory_row(base_url: str) -> SyncRun:
+    """``react_agent_sync_row`` with its journal in a ``MemoryStore``."""
+    from react_agent import MemoryStore
+
+    return react_agent_sync_row(base_url, store=MemoryStore())
+
+
+def react_agent_sync_row(base_url: str, **agent_options: Any) -> SyncRun:
     """``agent.run_sync(...)`` from plain code, as a script or a sync web view calls it."""
-    agent = react_agent_agent(base_url)
+    agent = react_agent_agent(base_url, **agent_options)
 
     def run() -> int:
         return checked_result(agent.run_sync(PROMPT))
@@ -260,6 +274,8 @@ ROWS: tuple[Row, ...] = (
     Row("openai SDK loop", openai_sdk_loop, ("openai",)),
     Row("react_agent", react_agent_row, ("react_agent",)),
     Row("react_agent run_sync", None, ("react_agent",), sync_factory=react_agent_sync_row),
+    Row("react_agent (memory store)", react_agent_memory_row, ("react_agent",)),
+    Row("react_agent run_sync (memory store)", None, ("react_agent",), sync_factory=react_agent_sync_memory_row),
     Row("openai-agents", openai_agents_row, ("agents",), peer=True),
     Row("pydantic-ai", pydantic_ai_row, ("pydantic_ai", "pydantic_ai.models.openai"), peer=True),
     Row("smolagents", smolagents_row, ("smolagents",), peer=True),

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
         ToolEnd,
         ToolStart,
     )
-    from .stores import DiskStore, RunRecord, Session, SessionInfo, Store
+    from .stores import DiskStore, MemoryStore, RunRecord, Session, SessionInfo, Store
     from .tools import Tool, ToolContext, tool
     from .usage import Usage, register_price
     from .windows import register_context_window
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CANCEL", "Agent", "Approve", "ContextBudgetExceeded", "Deny", "DiskStore", "DuplicateToolError", "Event",
     "FallbackModel", "Guardrail", "Hook", "HookError", "IncompleteResponseError", "MCPServer", "MCPServerError",
-    "MCPServerHTTP", "MCPServerStdio", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry",
+    "MCPServerHTTP", "MCPServerStdio", "MemoryStore", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry",
     "ModelUnavailableError", "Observation", "OpenAIModel", "PendingCall", "PluginError", "PromptError",
     "ReactAgentError", "Route", "Routed", "Router", "RunBlocked", "RunEnd", "RunError", "RunRecord", "RunResult",
     "RunStart", "Session", "SessionInfo", "Step", "StepEnd", "Store", "StoreCorruptError", "TaskFileError",
@@ -69,7 +69,7 @@ __all__ = [
 _WHERE = {
     "Agent": "agent", "CANCEL": "agent", "Hook": "agent", "configure_logging": "log",
     **dict.fromkeys(["Approve", "Deny", "PendingCall"], "approval"), "Guardrail": "guardrails",
-    **dict.fromkeys(["DiskStore", "RunRecord", "Session", "SessionInfo", "Store"], "stores"),
+    **dict.fromkeys(["DiskStore", "MemoryStore", "RunRecord", "Session", "SessionInfo", "Store"], "stores"),
     "Model": "model", "ModelResponse": "model", "OpenAIModel": "model", "Tool": "tools", "ToolContext": "tools",
     "tool": "tools", "Usage": "usage", "register_price": "usage", "Route": "router", "Routed": "router",
     "Router": "router", "register_context_window": "windows", "FallbackModel": "fallback",

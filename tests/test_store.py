@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import sqlite3
@@ -13,20 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from react_agent import Agent, tool
+from react_agent import Agent, Approve, tool
 from react_agent.cli import main
 from react_agent.errors import StoreCorruptError
 from react_agent.history import fold
 from react_agent.paths import default_store_path
-from react_agent.stores import DiskStore, RunRecord, SessionInfo, Store
+from react_agent.stores import DiskStore, MemoryStore, RunRecord, SessionInfo, Store
 from react_agent.testing import ScriptedModel, reply, tool_call
 
-BACKENDS = ["disk"]
+BACKENDS = ["disk", "memory"]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request, tmp_path) -> Store:
-    store = DiskStore(tmp_path / "store")
+    store = DiskStore(tmp_path / "store") if request.param == "disk" else MemoryStore()
     yield store
     store.close()
 
@@ -264,3 +265,36 @@ def test_a_commit_that_rolls_back_leaves_no_gap(store, monkeypatch):
     monkeypatch.undo()
     store.append("s1", say("two"))
     assert [m["content"] for m in DiskStore(store.path).messages("s1")] == ["one", "two"]
+
+
+def test_a_run_on_a_memory_store_leaves_nothing_on_disk_and_resumes_in_process(tmp_path, monkeypatch):
+    """The journal's rules hold on MemoryStore while the process lives: a run paused for approval goes
+    on with the decision, its finished call is not run again, and no store folder is ever made."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REACT_AGENT_HOME", str(tmp_path / "home"))
+    ran: list[str] = []
+
+    @tool
+    def look(key: str) -> str:
+        """Look a key up."""
+        ran.append(f"look {key}")
+        return key.upper()
+
+    @tool(requires_approval=True)
+    def pay(amount: int) -> str:
+        """Pay an amount."""
+        ran.append(f"pay {amount}")
+        return "paid"
+
+    store = MemoryStore()
+    script = [tool_call("look", {"key": "a"}), tool_call("pay", {"amount": 5}), reply("done")]
+    agent = Agent(tools=[look, pay], store=store, model=ScriptedModel(script))
+    paused = agent.run_sync("go", session="s1")
+    assert paused.status == "awaiting_approval" and store.run(paused.run_id).status == "awaiting_approval"
+    (waiting,) = paused.pending
+    done = asyncio.run(agent.resume(paused.run_id, {waiting.call_id: Approve()}))
+    assert (done.status, done.output) == ("completed", "done")
+    assert ran == ["look a", "pay 5"]
+    assert [m["role"] for m in store.messages("s1")] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert list(tmp_path.iterdir()) == []
+    agent.close()
