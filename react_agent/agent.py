@@ -18,8 +18,9 @@ from ._sync import SyncRunner
 from .approval import Decision, Deny, UntrustedPolicy, new_fence
 from .errors import HookError, PromptError, RunBlocked, RunError, UserError
 from .log import logger
-from .model import Model, resolve_model
+from .model import Model
 from .prompts import Prompts
+from .resolve import resolve_model
 from .steps import DelegationReport, Event, RunEnd, RunResult, RunStart, StepEnd, TextDelta, ToolEnd, ToolStart
 from .stores import DiskStore, Store
 from .tools import STRICT_DEFAULT, Tool, ToolContext, answer_tool, describe_validation_error, tool

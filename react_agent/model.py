@@ -17,10 +17,10 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import parse_qsl
 
 from .errors import IncompleteResponseError, ModelHTTPError, UnexpectedModelBehavior
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from openai import AsyncOpenAI
 
-__all__ = ["Model", "ModelResponse", "OpenAIModel", "RawToolCall", "close_clients", "resolve_model"]
+__all__ = ["Model", "ModelResponse", "OpenAIModel", "RawToolCall", "close_clients"]
 
 DEFAULT_MODEL = "gpt-4o-mini"
 
@@ -442,33 +442,3 @@ def _new_client(base_url: str | None, api_key: str, max_retries: int, timeout: f
         # the SDK's defaults (limits, redirects) without its wrapper's __del__ (see ``OpenAIModel.client``)
         http_client=openai.DefaultAsyncHttpxClient(verify=_ssl_context()),
     )
-
-
-def resolve_model(
-    model: str | Model | Sequence[str | Model] | None, *, base_url: str | None = None, api_key: str | None = None,
-    request_timeout: float | None = None, max_retries: int | None = None,
-) -> Model:
-    """A ``Model`` from a name: ``"local"`` (or nothing configured at all) is the embedded llama.cpp
-    model; any other name goes to the OpenAI-compatible server from arguments or the environment.
-
-    ``request_timeout`` (seconds) and ``max_retries`` replace the model's defaults when given. A
-    ``Model`` instance is returned as it is; a list is a ``FallbackModel`` of its models, in order."""
-    if isinstance(model, list | tuple):
-        from .fallback import FallbackModel  # noqa: PLC0415
-
-        return FallbackModel(*(resolve_model(m, base_url=base_url, api_key=api_key, request_timeout=request_timeout,
-                                             max_retries=max_retries) for m in model))
-    if model is not None and not isinstance(model, str):
-        return cast(Model, model)
-    options: dict[str, Any] = {}
-    if request_timeout is not None:
-        options["timeout"] = request_timeout
-    if max_retries is not None:
-        options["max_retries"] = max_retries
-    name = model or os.environ.get("REACT_AGENT_MODEL")
-    configured = base_url or api_key or os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")
-    if name == "local" or (not configured and name is None):
-        from .local import LocalModel  # noqa: PLC0415 - only needed for the embedded model
-
-        return LocalModel(**options)
-    return OpenAIModel(name, base_url=base_url, api_key=api_key, **options)

@@ -64,8 +64,8 @@ def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes
     printer = None if quiet else TracePrinter(console)
     if mode is None:
         return asyncio.run(run_task(task_file, task, model=model, on_event=printer, decide=decide))
-    from .model import resolve_model  # noqa: PLC0415
     from .recording import cassette, replay_model  # noqa: PLC0415
+    from .resolve import resolve_model  # noqa: PLC0415
 
     folder = cassettes or default_cassettes(task_file)
     path = (replay_cassette if mode == "replay" else cassette_path)(folder, task_file, task.name, trial)

@@ -6,7 +6,8 @@ import pytest
 
 from react_agent import Agent, Approve, IncompleteResponseError, ModelHTTPError, tool
 from react_agent.fallback import FallbackModel
-from react_agent.model import OpenAIModel, resolve_model
+from react_agent.model import OpenAIModel
+from react_agent.resolve import resolve_model
 from react_agent.testing import ScriptedModel, reply, tool_call
 
 

@@ -25,7 +25,8 @@ from react_agent.local import (
     chatml_friendly,
     find_gguf,
 )
-from react_agent.model import ModelResponse, OpenAIModel, RawToolCall, resolve_model
+from react_agent.model import ModelResponse, OpenAIModel, RawToolCall
+from react_agent.resolve import resolve_model
 from react_agent.testing import reply
 from react_agent.tools import answer_tool
 from react_agent.usage import Usage

@@ -169,8 +169,8 @@ def run_live(model: str | None, decide: Decide) -> Transcript:
 
 def run_cassette(mode: str, path: Path = CASSETTE, model: str | None = None) -> Transcript:
     """Record the live run to ``path`` or replay it from there, with a fresh store and state folder."""
-    from react_agent.model import resolve_model  # noqa: PLC0415
     from react_agent.recording import cassette, replay_model  # noqa: PLC0415
+    from react_agent.resolve import resolve_model  # noqa: PLC0415
 
     assert mode in ("record", "replay")
     with tempfile.TemporaryDirectory(prefix="assistants_port_") as scratch, state_dir_at(Path(scratch) / "state"):
