@@ -79,13 +79,10 @@ async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message:
         return i, outcome
 
     together = [(i, t, a) for i, t, a in runnable if not t.sequential]
-    tasks = [_beside(invoke(i, t, a, alone=False)) for i, t, a in together] if len(together) > 1 else []
+    alone = len(together) == 1
+    tasks = [_task(invoke(i, t, a, alone), alone) for i, t, a in together]  # each call in a context of its own
     try:
-        if len(together) == 1:  # a lone call needs no task of its own
-            i, outcome = await invoke(*together[0], alone=True)
-            outcomes[i] = outcome
-            yield ToolEnd(_observation(calls[i], outcome), step.index)
-        for next_done in asyncio.as_completed(tasks) if tasks else ():
+        for next_done in tasks if alone else asyncio.as_completed(tasks):
             i, outcome = await next_done
             outcomes[i] = outcome
             yield ToolEnd(_observation(calls[i], outcome), step.index)
@@ -103,11 +100,12 @@ async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message:
     state.turn = None
 
 
-def _beside(call: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-    """A task for one of several calls that run at once: nothing in it (a delegated agent's own calls
-    included) may take the caller's thread for itself, the others need the loop."""
+def _task(call: Coroutine[Any, Any, T], alone: bool) -> asyncio.Task[T]:
+    """The task of one call. Beside other calls, nothing in it (a delegated agent's own calls included)
+    may take the caller's thread for itself: the others need the loop."""
     context = contextvars.copy_context()
-    context.run(SYNC_CALLER.set, False)
+    if not alone:
+        context.run(SYNC_CALLER.set, False)
     return asyncio.get_running_loop().create_task(call, context=context)
 
 

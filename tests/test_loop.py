@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import json
 import threading
@@ -638,3 +639,22 @@ async def test_a_run_stopped_by_an_exception_keeps_its_deferred_results(store):
     agent = Agent(tools=[look], model=ScriptedModel([reply("done")]), store=store)
     assert (await agent.run("go", session="s1", resume=True)).output == "done"
     assert runs == {1: 1}
+
+
+async def test_a_tools_context_variables_stay_in_its_call():
+    """Each call runs in a copy of the run's context, a lone call too: what a tool sets is not seen by
+    the hooks, the next tools or the caller."""
+    mark: contextvars.ContextVar[str] = contextvars.ContextVar("mark", default="clean")
+    seen: list[str] = []
+
+    @tool
+    async def dirty() -> str:
+        """Set a context variable."""
+        seen.append(mark.get())
+        mark.set("dirty")
+        return "done"
+
+    agent = Agent(tools=[dirty], model=ScriptedModel([tool_call("dirty", {}), tool_call("dirty", {}), reply("ok")]),
+                  hooks=[lambda event: seen.append(mark.get()) if isinstance(event, RunEnd) else None])
+    assert (await agent.run("go")).output == "ok"
+    assert seen == ["clean", "clean", "clean"] and mark.get() == "clean"
