@@ -658,3 +658,19 @@ async def test_a_tools_context_variables_stay_in_its_call():
                   hooks=[lambda event: seen.append(mark.get()) if isinstance(event, RunEnd) else None])
     assert (await agent.run("go")).output == "ok"
     assert seen == ["clean", "clean", "clean"] and mark.get() == "clean"
+
+
+async def test_a_consumer_that_stops_listening_keeps_the_deferred_results(store):
+    @tool
+    def look(n: int) -> int:
+        """Look n up."""
+        return n
+
+    agent = Agent(tools=[look], model=ScriptedModel([tool_call("look", {"n": 7}), reply("done")]), store=store)
+    stream = agent.stream("go", session="s1")
+    async for event in stream:
+        if isinstance(event, ToolEnd):
+            break
+    await stream.aclose()
+    (turn,) = fold(store.entries("s1")).turns
+    assert turn.results[0]["content"] == "7"
