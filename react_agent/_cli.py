@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     from .approval import Decision
     from .steps import RunResult
 
-__all__ = ["CHAT_TOOLS", "CHECK_FAILED", "COULD_NOT_RUN", "INTERRUPTED", "USER_MISTAKE"]
+__all__ = ["CHAT_TOOLS", "CHECK_FAILED", "COULD_NOT_RUN", "INTERRUPTED", "OUTPUT_CLOSED", "USER_MISTAKE"]
 
-CHECK_FAILED, USER_MISTAKE, COULD_NOT_RUN, INTERRUPTED = 1, 2, 3, 130
+CHECK_FAILED, USER_MISTAKE, COULD_NOT_RUN, INTERRUPTED, OUTPUT_CLOSED = 1, 2, 3, 130, 141  # 128 + SIGINT, SIGPIPE
 CHAT_TOOLS = ("calculate", "convert_units")  # what `chat` without a task file can use
 
 

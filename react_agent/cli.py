@@ -3,13 +3,14 @@
 Exit codes: 0 every check passed; 1 a check failed; 2 a user mistake (bad flag, bad task file, unknown
 tool, broken plugin, missing extra), one line on stderr, before anything is written; 3 could not run
 (the model server was unreachable or kept failing: a run ended with a model-request error); 130
-interrupted (Ctrl-C), naming the runs to resume.
+interrupted (Ctrl-C), naming the runs to resume; 141 the reader of the output went away (``| head``).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._cli import (
     INTERRUPTED,
+    OUTPUT_CLOSED,
     USER_MISTAKE,
     _assistant,
     _console,
@@ -46,7 +48,8 @@ EXIT_CODES = """exit codes:
   1    a check failed (the agent ran, its answer or status was not the expected one)
   2    a mistake in the command, the task file, a plugin or the install (one line, nothing written)
   3    could not run: the model server was unreachable or kept failing (the error names its URL)
-  130  interrupted (Ctrl-C): the message names the run ids to `resume`"""
+  130  interrupted (Ctrl-C): the message names the run ids to `resume`
+  141  the reader of the output went away (`... | head`): stopped quietly"""
 
 
 class _BadArguments(UserError):
@@ -188,7 +191,12 @@ def main(argv: list[str] | None = None) -> int:
             from .log import configure_logging  # noqa: PLC0415
 
             configure_logging("DEBUG" if args.log == "debug" else "INFO", json=args.log == "json")
-        return int(COMMANDS[args.command](args))
+        code = int(COMMANDS[args.command](args))
+        sys.stdout.flush()  # here, where a reader that went away can still be answered quietly
+        return code
+    except BrokenPipeError:  # the reader of the output went away (`... | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return OUTPUT_CLOSED
     except UserError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever the message holds
         return USER_MISTAKE

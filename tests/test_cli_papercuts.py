@@ -265,3 +265,20 @@ def test_a_server_that_died_keeps_its_log_and_the_error_names_it(tmp_path: Path)
     assert f"its log {server.log_path} ends: out of memory" in error and "code 7" in error
     server.stop()
     assert server.log_path.exists()
+
+
+def test_output_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    """`sessions list | head` must not end in a BrokenPipeError traceback: exit 141, nothing on stderr."""
+    store = DiskStore(tmp_path / "home" / "store")
+    for n in range(3000):  # more than a pipe holds, so the writer meets the closed end
+        store.create_session(f"session-{n:05d}-{'x' * 40}")
+    store.close()
+    env = {"PATH": "/usr/bin:/bin", "REACT_AGENT_HOME": str(tmp_path / "home")}
+    process = subprocess.Popen([sys.executable, "-m", "react_agent", "sessions", "list"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"3000 session(s)")
+    process.stdout.close()  # like `head -1`
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141, stderr
+    assert stderr == ""
