@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -78,11 +78,16 @@ async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message:
         journal.result(seq, i, shown)  # a timeout (the tool never returned): no-op otherwise
         return i, outcome
 
+    # Each call runs in a copy of the run's context: a sync call wherever it runs (a worker, or here), an
+    # async call in a task of its own. A lone sync call so needs no task (a task costs a turn of the loop).
     together = [(i, t, a) for i, t, a in runnable if not t.sequential]
     alone = len(together) == 1
-    tasks = [_task(invoke(i, t, a, alone), alone) for i, t, a in together]  # each call in a context of its own
+    direct = alone and not together[0][1].is_async
+    tasks = [] if direct else [_task(invoke(i, t, a, alone), alone) for i, t, a in together]
+    waits: Iterable[Awaitable[tuple[int, ToolOutcome]]] = (
+        [invoke(*together[0], alone=True)] if direct else tasks if alone else asyncio.as_completed(tasks))
     try:
-        for next_done in tasks if alone else asyncio.as_completed(tasks):
+        for next_done in waits:
             i, outcome = await next_done
             outcomes[i] = outcome
             yield ToolEnd(_observation(calls[i], outcome), step.index)

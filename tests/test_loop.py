@@ -654,10 +654,20 @@ async def test_a_tools_context_variables_stay_in_its_call():
         mark.set("dirty")
         return "done"
 
-    agent = Agent(tools=[dirty], model=ScriptedModel([tool_call("dirty", {}), tool_call("dirty", {}), reply("ok")]),
+    @tool
+    def dirty_sync() -> str:
+        """Set a context variable, in sync code."""
+        seen.append(mark.get())
+        mark.set("dirty")
+        return "done"
+
+    script = [tool_call("dirty", {}), tool_call("dirty_sync", {}), tool_call("dirty", {}), reply("ok")]
+    agent = Agent(tools=[dirty, dirty_sync], model=ScriptedModel(script * 2),
                   hooks=[lambda event: seen.append(mark.get()) if isinstance(event, RunEnd) else None])
     assert (await agent.run("go")).output == "ok"
-    assert seen == ["clean", "clean", "clean"] and mark.get() == "clean"
+    # run_sync: the lone sync call runs in the calling thread
+    assert await asyncio.to_thread(lambda: agent.run_sync("go").output) == "ok"
+    assert seen == ["clean"] * 8 and mark.get() == "clean"
 
 
 async def test_a_consumer_that_stops_listening_keeps_the_deferred_results(store):
