@@ -298,3 +298,16 @@ def test_a_run_on_a_memory_store_leaves_nothing_on_disk_and_resumes_in_process(t
     assert [m["role"] for m in store.messages("s1")] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
     assert list(tmp_path.iterdir()) == []
     agent.close()
+
+
+def test_a_store_written_one_entry_per_key_reads_on_and_grows(store):
+    """Stores from before commits were rows hold one entry (a JSON object) per key: they read the same,
+    and new commits go after them."""
+    store.cache.set("s:old", {"id": "old", "user_id": None, "agent": None, "created": 1.0})
+    for n, text in enumerate(["a", "b"]):
+        store.cache.set(f"e:old:{n}", {"kind": "messages", "run": None, "messages": [say(text)]})
+    store.cache.set("h:old", 2)
+    fresh = DiskStore(store.path)  # knows nothing of this session's end yet
+    fresh.append("old", say("c"))
+    assert [m["content"] for m in DiskStore(store.path).messages("old")] == ["a", "b", "c"]
+    assert [e["seq"] for e in fresh.entries("old")] == [0, 1, 2]
