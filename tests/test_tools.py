@@ -12,7 +12,8 @@ import pytest
 from pydantic import BaseModel
 
 from react_agent import ModelRetry, PluginError, Tool, ToolContext, tool
-from react_agent.tools import parse_docstring, render_result
+from react_agent.signature import parse_docstring
+from react_agent.tools import render_result
 
 
 @tool
