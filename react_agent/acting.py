@@ -8,25 +8,25 @@ import asyncio
 import contextvars
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from ._sync import SYNC_CALLER
-from .approval import BLOCK, PendingCall, approval_reason, fence
+from .approval import BLOCK, PendingCall, approval_reason, fence, nested_call_id
 from .context import truncate
 from .faults import point
 from .history import Turn
-from .journal import unknown_outcome
+from .journal import NESTED_NEVER_APPROVED, unknown_outcome
 from .model import RawToolCall
-from .steps import DelegationReport, Event, Observation, Step, ToolEnd, ToolStart
+from .steps import DelegationReport, Event, Observation, RunResult, Step, ToolEnd, ToolStart
 from .tools import Tool, ToolContext, ToolOutcome, describe_validation_error
 
 if TYPE_CHECKING:
     from .loop import RunState
 
-__all__ = ["Settled", "act", "answer_calls", "restore_streaks", "stored_outcome", "take_answer"]
+__all__ = ["Settled", "act", "answer_calls", "paused_nested", "restore_streaks", "stored_outcome", "take_answer"]
 
 T = TypeVar("T")
 
@@ -50,59 +50,99 @@ async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message:
     for i, outcome in sorted(outcomes.items()):
         yield ToolEnd(_observation(calls[i], outcome), step.index)
 
-    def seen(tool: Tool, outcome: ToolOutcome) -> dict[str, Any]:
-        """The outcome as the model will see it: cut to ``max_tool_output``, fenced if untrusted."""
-        content = truncate(outcome.content, agent.max_tool_output)
-        if tool.untrusted_output:
-            return {**stored_outcome(outcome), "content": fence(content, state.fence), "untrusted": True}
-        return {**stored_outcome(outcome), "content": content}
-
-    def keeper(i: int, tool: Tool) -> Callable[[ToolOutcome], None]:
-        def keep(outcome: ToolOutcome) -> None:
-            """Journal a result the moment its tool returns (in the tool's thread for a sync tool); a quick
-            one that is safe to repeat goes with the next commit (``Journal.defer_ms``)."""
-            point("tool:returned")
-            journal.result(seq, i, seen(tool, outcome), defer=bool(tool.idempotent) and outcome.ms < journal.defer_ms)
-        return keep
-
-    here = SYNC_CALLER.get()  # run_sync: a lone sync call may run in the caller's thread
-
-    async def invoke(i: int, tool: Tool, arguments: BaseModel, alone: bool) -> tuple[int, ToolOutcome]:
-        outcome = await tool.invoke(calls[i].arguments, context, keeper(i, tool), parsed=arguments,
-                                    here=here and alone)
-        if isinstance(outcome.value, DelegationReport) and outcome.value.run is not None:
-            state.children.append(outcome.value.run)
-        shown = seen(tool, outcome)
-        outcome.content = shown["content"]
-        state.tainted = state.tainted or tool.untrusted_output
-        journal.result(seq, i, shown)  # a timeout (the tool never returned): no-op otherwise
-        return i, outcome
-
+    running = _Calls(state, seq, calls, context, settled.nested, here=SYNC_CALLER.get())
+    invoke = running.invoke
     # Each call runs in a copy of the run's context: a sync call wherever it runs (a worker, or here), an
     # async call in a task of its own. A lone sync call so needs no task (a task costs a turn of the loop).
     together = [(i, t, a) for i, t, a in runnable if not t.sequential]
     alone = len(together) == 1
     direct = alone and not together[0][1].is_async
     tasks = [] if direct else [_task(invoke(i, t, a, alone), alone) for i, t, a in together]
-    waits: Iterable[Awaitable[tuple[int, ToolOutcome]]] = (
+    waits: Iterable[Awaitable[tuple[int, ToolOutcome | None]]] = (
         [invoke(*together[0], alone=True)] if direct else tasks if alone else asyncio.as_completed(tasks))
     try:
         for next_done in waits:
-            i, outcome = await next_done
-            outcomes[i] = outcome
-            yield ToolEnd(_observation(calls[i], outcome), step.index)
+            i, ended = await next_done
+            if ended is not None:
+                outcomes[i] = ended
+                yield ToolEnd(_observation(calls[i], ended), step.index)
         for index, known, arguments in runnable:
             if known.sequential:
                 journal.started(seq, [index])
-                i, outcome = await invoke(index, known, arguments, alone=True)
-                outcomes[i] = outcome
-                yield ToolEnd(_observation(calls[i], outcome), step.index)
+                i, ended = await invoke(index, known, arguments, alone=True)
+                if ended is not None:
+                    outcomes[i] = ended
+                    yield ToolEnd(_observation(calls[i], ended), step.index)
     finally:  # the run was stopped from outside (a hook, the consumer): nothing keeps running unseen
         for task in tasks:
             task.cancel()
     answer_calls(state, step, calls, outcomes)  # the waiting calls stay open in the journal
-    state.pending = settled.pending
+    state.pending = [*settled.pending, *running.nested_pending]
     state.turn = None
+
+
+@dataclass
+class _Calls:
+    """Runs a turn's calls and journals what becomes of each."""
+
+    state: RunState
+    seq: int  # the turn's entry in the journal
+    calls: list[RawToolCall]
+    context: ToolContext
+    nested: dict[int, str]  # resumed calls that go on with the paused nested run they wait on
+    here: bool  # run_sync: a lone sync call may run in the caller's thread
+    nested_pending: list[PendingCall] = field(default_factory=list)  # what paused nested runs wait on
+
+    def seen(self, tool: Tool, outcome: ToolOutcome) -> dict[str, Any]:
+        """The outcome as the model will see it: cut to ``max_tool_output``, fenced if untrusted."""
+        content = truncate(outcome.content, self.state.agent.max_tool_output)
+        if tool.untrusted_output:
+            return {**stored_outcome(outcome), "content": fence(content, self.state.fence), "untrusted": True}
+        return {**stored_outcome(outcome), "content": content}
+
+    def keeper(self, i: int, tool: Tool) -> Callable[[ToolOutcome], None]:
+        journal = self.state.journal
+
+        def keep(outcome: ToolOutcome) -> None:
+            """Journal a result the moment its tool returns (in the tool's thread for a sync tool); a quick
+            one that is safe to repeat goes with the next commit (``Journal.defer_ms``). An agent called as
+            a tool whose run paused for approval has no result yet: the call waits on that run."""
+            point("tool:returned")
+            if (paused := paused_nested(outcome)) is not None:
+                journal.waiting(self.seq, i, paused.run_id)
+                return
+            journal.result(self.seq, i, self.seen(tool, outcome),
+                           defer=bool(tool.idempotent) and outcome.ms < journal.defer_ms)
+        return keep
+
+    async def invoke(self, i: int, tool: Tool, arguments: BaseModel, alone: bool) -> tuple[int, ToolOutcome | None]:
+        """Run call ``i`` (or go on with the nested run it waits on); ``None`` while a nested run waits."""
+        state = self.state
+        if (nested := self.nested.get(i)) is not None:
+            outcome = await tool.go_on_with(nested, state.nested_approvals.get(nested, {}), self.context,
+                                            self.keeper(i, tool))
+        else:
+            outcome = await tool.invoke(self.calls[i].arguments, self.context, self.keeper(i, tool),
+                                        parsed=arguments, here=self.here and alone)
+        if isinstance(outcome.value, DelegationReport) and outcome.value.run is not None:
+            state.children.append(outcome.value.run)
+        if (paused := paused_nested(outcome)) is not None:
+            self.nested_pending.extend(p if p.run_id else p.model_copy(update={
+                "run_id": paused.run_id, "call_id": nested_call_id(paused.run_id, p.call_id)}) for p in paused.pending)
+            return i, None
+        shown = self.seen(tool, outcome)
+        outcome.content = shown["content"]
+        state.tainted = state.tainted or tool.untrusted_output
+        state.journal.result(self.seq, i, shown)  # a timeout (the tool never returned): no-op otherwise
+        return i, outcome
+
+
+def paused_nested(outcome: ToolOutcome) -> RunResult | None:
+    """The nested run of an agent called as a tool, when it paused for approval."""
+    report = outcome.value
+    if isinstance(report, DelegationReport) and report.run is not None and report.run.status == "awaiting_approval":
+        return report.run
+    return None
 
 
 def _task(call: Coroutine[Any, Any, T], alone: bool) -> asyncio.Task[T]:
@@ -122,6 +162,7 @@ class Settled:
     outcomes: dict[int, ToolOutcome]  # calls answered without running
     runnable: list[tuple[int, Tool, BaseModel]]  # calls to run, with their validated arguments
     pending: list[PendingCall]  # calls that wait for a human decision
+    nested: dict[int, str] = field(default_factory=dict)  # resumed calls that go on with a paused nested run
 
 
 async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context: ToolContext, *,
@@ -139,9 +180,18 @@ async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context
     runnable: list[tuple[int, Tool, BaseModel]] = []
     pending: list[PendingCall] = []
     streaks = _update_streaks(state, calls)
+    nested: dict[int, str] = {}
     for i, call in enumerate(calls):
         if resumed is not None and (stored := resumed.results.get(i)) is not None:
             outcomes[i] = ToolOutcome(stored["kind"], stored["content"], ms=float(stored.get("ms") or 0.0))
+            continue
+        if resumed is not None and (nested_run := resumed.delegated.get(i)) is not None:
+            known = state.agent.tools.get(call.name)
+            if known is None or known.go_on is None:  # no longer an agent here: its run cannot go on
+                outcomes[i] = fresh[i] = ToolOutcome("interrupted", NESTED_NEVER_APPROVED)
+            else:
+                runnable.append((i, known, known.args_model.model_construct()))
+                nested[i] = nested_run
             continue
         planned = _plan(state, step, call, streaks[i]) if run else ToolOutcome(
             "skipped", "Not run: the run stopped (token budget).")
@@ -159,7 +209,7 @@ async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context
             journal.result(resumed.seq, i, stored_outcome(outcome))
         if parallel:
             journal.started(resumed.seq, parallel)
-        return Settled(resumed.seq, outcomes, runnable, pending)
+        return Settled(resumed.seq, outcomes, runnable, pending, nested)
     assert message is not None
     state.history.append(message)
     waiting = [i for i, call in enumerate(calls) if any(p.call_id == call.id for p in pending)]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from ._sync import SyncRunner
-from .approval import Decision, Deny, UntrustedPolicy, new_fence
+from .approval import Decision, Deny, UntrustedPolicy, nested_call_id, new_fence
 from .errors import HookError, PromptError, RunBlocked, RunError, UserError
 from .log import logger
 from .model import Model
@@ -384,7 +384,7 @@ class Agent:
         folded = fold(store.entries(record.session))
         last = folded.last_turn()
         resumed = last if last is not None and last.run == record.run_id else None
-        decisions = self._decisions(record, resumed, approvals)
+        decisions, nested = self._decisions(record, resumed, approvals)
         journal = Journal(store, record)
         journal.resume(decisions)
         if resumed is not None:
@@ -396,47 +396,65 @@ class Agent:
         state = RunState(agent=self, journal=journal, system=system, history=folded.history, steps=steps,
                          depth=depth, usage=folded.usage(record.run_id), resumed=resumed,
                          fence=values.get("fence") or new_fence(), tainted=folded.tainted,
-                         model_settings=dict((record.metadata or {}).get("model_settings") or {}))
+                         model_settings=dict((record.metadata or {}).get("model_settings") or {}),
+                         nested_approvals=nested)
         restore_streaks(state, [t for t in folded.run_turns(record.run_id) if t is not resumed or not t.open])
         return state
 
     def _decisions(self, record: RunRecord, turn: Turn | None, approvals: Mapping[str, Decision] | None
-                   ) -> list[tuple[int, int, dict[str, Any]]]:
+                   ) -> tuple[list[tuple[int, int, dict[str, Any]]], dict[str, dict[str, Decision]]]:
         """The decisions on a paused run's waiting calls, checked before anything is written: one per
-        waiting call, and edited arguments valid for the tool."""
+        waiting call — its own, and those of the nested runs its calls wait on (passed on to them, by
+        run id) — and edited arguments valid for the tool."""
         waiting = {turn.calls[i]["id"]: i for i in sorted(turn.pending - set(turn.results))} if turn else {}
-        if not waiting:
+        nested_waiting = self._nested_waiting(turn) if turn else {}
+        if not waiting and not nested_waiting:
             if approvals:
                 raise UserError(f"run {record.run_id} has no call waiting for approval")
-            return []
+            return [], {}
         given = dict(approvals or {})
-        if missing := [c for c in waiting if c not in given]:
+        if missing := [c for c in [*waiting, *nested_waiting] if c not in given]:
             raise UserError(f"run {record.run_id} awaits decisions on calls {missing}; pass approvals="
                             "{call_id: Approve() or Deny(reason)}")
-        if unknown := [c for c in given if c not in waiting]:
-            raise UserError(f"run {record.run_id} has no waiting call {unknown}; waiting: {list(waiting)}")
-        assert turn is not None
-        decided = []
-        for call_id, index in waiting.items():
-            decision = given[call_id]
-            if isinstance(decision, Deny):
-                decided.append((turn.seq, index, {"approve": False, "reason": decision.reason}))
-                continue
-            entry: dict[str, Any] = {"approve": True}
-            if decision.arguments is not None:
-                name = turn.calls[index]["function"]["name"]
-                found = self.tools.get(name)
-                if found is None:
-                    raise UserError(f"call {call_id}: no tool {name!r} on agent {self.name!r}")
-                try:  # validated as JSON, like the model's arguments
-                    parsed = found.validate(json.dumps(decision.arguments), strict=self.strict_tools)
-                    entry["arguments"] = found.dump_arguments(parsed, mode="json")
-                except ValidationError as exc:
-                    raise UserError(f"call {call_id}: edited arguments for {name!r} are not valid: "
-                                    f"{describe_validation_error(found, json.dumps(decision.arguments), exc)}"
-                                    ) from None
-            decided.append((turn.seq, index, entry))
-        return decided
+        if unknown := [c for c in given if c not in waiting and c not in nested_waiting]:
+            raise UserError(f"run {record.run_id} has no waiting call {unknown}; waiting: "
+                            f"{[*waiting, *nested_waiting]}")
+        nested: dict[str, dict[str, Decision]] = {}
+        for call_id, (nested_run, its_id) in nested_waiting.items():
+            nested.setdefault(nested_run, {})[its_id] = given[call_id]
+        return [(turn.seq, index, self._decision_entry(turn, call_id, index, given[call_id]))
+                for call_id, index in waiting.items()] if turn else [], nested
+
+    def _nested_waiting(self, turn: Turn) -> dict[str, tuple[str, str]]:
+        """The calls that the paused nested runs of ``turn``'s open calls wait on, by the id this run lists
+        them under (``nested_call_id``) -> (the nested run, the id that run knows the call by)."""
+        found: dict[str, tuple[str, str]] = {}
+        for index, nested_run in turn.delegated.items():
+            if index not in turn.results and (nested := self.store.run(nested_run)) is not None:
+                for waiting in nested.pending:
+                    its_id = str(waiting["call_id"])
+                    mine = its_id if waiting.get("run_id") else nested_call_id(nested_run, its_id)
+                    found[mine] = (nested_run, its_id)
+        return found
+
+    def _decision_entry(self, turn: Turn, call_id: str, index: int, decision: Decision) -> dict[str, Any]:
+        """A decision as the journal keeps it; edited arguments are validated like the model's."""
+        if isinstance(decision, Deny):
+            return {"approve": False, "reason": decision.reason}
+        entry: dict[str, Any] = {"approve": True}
+        if decision.arguments is not None:
+            name = turn.calls[index]["function"]["name"]
+            found = self.tools.get(name)
+            if found is None:
+                raise UserError(f"call {call_id}: no tool {name!r} on agent {self.name!r}")
+            try:  # validated as JSON, like the model's arguments
+                parsed = found.validate(json.dumps(decision.arguments), strict=self.strict_tools)
+                entry["arguments"] = found.dump_arguments(parsed, mode="json")
+            except ValidationError as exc:
+                raise UserError(f"call {call_id}: edited arguments for {name!r} are not valid: "
+                                f"{describe_validation_error(found, json.dumps(decision.arguments), exc)}"
+                                ) from None
+        return entry
 
     def _run_variables(self, variables: dict[str, Any] | None) -> dict[str, Any]:
         """The variables a run's prompts render with, kept in its record so a resumed run renders the
@@ -461,12 +479,27 @@ class Agent:
                                      if context else None)  # where the run viewer nests it
             return DelegationReport.of(result)
 
+        async def go_on(run_id: str, approvals: Mapping[str, Decision], context: ToolContext) -> DelegationReport:
+            """The nested run ``run_id`` that paused for approval, taken up again: with the decisions on
+            its calls; read back as it is if it ended meanwhile (a crash after its resume)."""
+            from .history import fold, result_from_store  # noqa: PLC0415
+            from .journal import RESUMABLE  # noqa: PLC0415
+
+            record = agent.store.run(run_id)
+            if record is None:
+                raise UserError(f"the nested run {run_id} of agent {agent.name!r} is not in its store")
+            if record.status not in RESUMABLE or (record.status == "awaiting_approval" and not approvals):
+                return DelegationReport.of(result_from_store(record, fold(agent.store.entries(record.session))))
+            return DelegationReport.of(await agent.run("", run_id=run_id, resume=True, approvals=approvals or None,
+                                                       deps=context.deps, _depth=context.depth + 1))
+
         summary = description or f"Ask the {agent.name} agent."
         delegate.__doc__ = f"{summary}\n\nArgs:\n    request: what to ask the {agent.name} agent, in plain words."
         tools = agent.tools.values()  # the nested run may act, and may repeat what it read
         built = tool(name=name or f"ask_{agent.name}", side_effects=any(t.side_effects for t in tools),
                      untrusted_output=any(t.untrusted_output for t in tools))(delegate)
         built.source = f"agent:{agent.name}"
+        built.go_on = go_on
         return built
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "UntrustedPolicy",
     "approval_reason",
     "fence",
+    "nested_call_id",
     "new_fence",
 ]
 
@@ -68,6 +69,13 @@ class PendingCall(BaseModel):
     tool: str
     arguments: str  # exactly as the model sent them
     reason: str  # why it needs approval
+    run_id: str | None = None  # a nested run's call (an agent called as a tool waits on it; ``call_id`` is
+    # then ``nested_call_id(run_id, its id)``), else None
+
+
+def nested_call_id(run_id: str, call_id: str) -> str:
+    """How a run lists a call its nested run ``run_id`` waits on: ids are only unique within one run."""
+    return f"{run_id}:{call_id}"
 
 
 def new_fence() -> str:

@@ -13,6 +13,8 @@ entry a run writes (``react_agent.journal`` writes them; the README's "Crash saf
 * ``decision`` a human's decision on call ``index`` of turn ``turn``: ``{"approve": bool, "arguments"?,
   "reason"?}``
 * ``result``   the outcome of call ``index`` of turn ``turn``: ``{"kind", "content", "ms"}``
+* ``waiting``  call ``index`` of turn ``turn`` (an agent called as a tool) left its nested run ``run_id``
+  paused for approval: the call goes on when that run does
 * ``resume``   the run was resumed
 * ``end``      the run's end: status, output, error, usage, and the final answer's ``turn`` if any
 * ``messages`` messages added outside any run (``Store.append``)
@@ -26,12 +28,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from .steps import Observation, Step, ToolCall
+from .approval import PendingCall
+from .steps import Observation, RunResult, RunStatus, Step, ToolCall
 from .usage import Usage
 
-__all__ = ["Folded", "Turn", "fold", "tool_message"]
+if TYPE_CHECKING:
+    from .stores.base import RunRecord
+
+__all__ = ["Folded", "Turn", "fold", "result_from_store", "tool_message"]
 
 
 def tool_message(call: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +55,7 @@ class Turn:
     usage: dict[str, Any] = field(default_factory=dict)
     started: set[int] = field(default_factory=set)
     pending: set[int] = field(default_factory=set)  # calls that wait for a human decision
+    delegated: dict[int, str] = field(default_factory=dict)  # calls whose nested run waits for one: its id
     decisions: dict[int, dict[str, Any]] = field(default_factory=dict)
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
     after: list[dict[str, Any]] = field(default_factory=list)
@@ -139,6 +146,8 @@ def fold(entries: Sequence[dict[str, Any]]) -> Folded:
             owner.started.update(int(i) for i in entry.get("calls") or ())
         elif kind == "decision" and (owner := turns.get(int(entry["turn"]))) is not None:
             owner.decisions[int(entry["index"])] = entry["decision"]
+        elif kind == "waiting" and (owner := turns.get(int(entry["turn"]))) is not None:
+            owner.delegated[int(entry["index"])] = str(entry["run_id"])
         if kind == "end" and entry.get("run"):
             ends[entry["run"]] = entry
         elif kind == "start" and entry.get("run"):
@@ -154,3 +163,12 @@ def fold(entries: Sequence[dict[str, Any]]) -> Folded:
                            if i in turn.results)
             history.extend(turn.after)
     return Folded(history, list(turns.values()), ends, runs)
+
+
+def result_from_store(record: RunRecord, folded: Folded) -> RunResult:
+    """The ``RunResult`` of a journaled run (so far, for one that has not ended)."""
+    return RunResult(run_id=record.run_id, agent=record.agent, session=record.session, model=record.model,
+                     status=cast("RunStatus", record.status), output=record.output, steps=folded.steps(record.run_id),
+                     usage=Usage.model_validate(record.usage or {}), error=record.error,
+                     error_type=record.error_type, ms=record.ms,
+                     pending=[PendingCall.model_validate(p) for p in record.pending])

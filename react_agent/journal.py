@@ -14,10 +14,14 @@ Four kinds of commit, each atomic, each a crash point of the kill -9 tests:
    started without a result.
 4. **end** — the final answer (if any), the status and the run record, together.
 
+Besides (not a crash point of the matrix): **waiting** — a call of an agent called as a tool whose nested
+run paused for approval; it has no result until that run goes on, and a resume takes it up with that run.
+
 A crash leaves a prefix of these commits; ``resume`` reads it back (``plan_resume``): a call with a
-result is never run again; a call that was started but has no result is run again only if its tool is
-safe to repeat (``idempotent``), otherwise the model is told its outcome is unknown; a call that never
-started runs. The question is always in the history, because it is committed with the run record.
+result is never run again; a call waiting on a nested run goes on with it; a call that was started but
+has no result is run again only if its tool is safe to repeat (``idempotent``), otherwise the model is
+told its outcome is unknown; a call that never started runs. The question is always in the history,
+because it is committed with the run record.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ DEFER_MS = 10.0  # an idempotent call quicker than this has its result committed
 RESUMABLE = ("running", "error", "awaiting_approval")  # a superseded run cannot go on
 NOT_STARTED = "Not run: the run was interrupted before this call started."
 NEVER_APPROVED = "Not run: the call waited for approval and the conversation went on without it."
+NESTED_NEVER_APPROVED = ("Not finished: the nested run waited for approval and the conversation went on without "
+                         "it (it stays paused).")
 INTERRUPTED = ("Interrupted: the run stopped while this call was running, so its outcome is unknown "
                "(it may or may not have taken effect).")
 
@@ -52,8 +58,9 @@ def unknown_outcome(tool: str) -> dict[str, Any]:
 
 def closing_outcomes(turn: Turn) -> list[tuple[int, dict[str, Any]]]:
     """Answers for the open calls of an interrupted turn that will not be run (a new run took over)."""
-    return [(i, {"kind": "interrupted", "ms": 0.0, "content": INTERRUPTED if i in turn.started else
-                 NEVER_APPROVED if i in turn.pending else NOT_STARTED}) for i in turn.open]
+    return [(i, {"kind": "interrupted", "ms": 0.0, "content": NESTED_NEVER_APPROVED if i in turn.delegated else
+                 INTERRUPTED if i in turn.started else NEVER_APPROVED if i in turn.pending else NOT_STARTED})
+            for i in turn.open]
 
 
 class Journal:
@@ -144,6 +151,11 @@ class Journal:
         self._write([entry])
         point("result:after")
         return True
+
+    def waiting(self, turn: int, index: int, run_id: str) -> None:
+        """Commit that call ``index`` left its nested run ``run_id`` paused for approval: it has no result
+        yet, and a resume goes on with that run (never runs the call anew)."""
+        self._write([self._entry("waiting", turn=turn, index=index, run_id=run_id)])
 
     def end(self, fields: dict[str, Any], *, record: dict[str, Any],
             closing: Sequence[tuple[int, int, dict[str, Any]]] = ()) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from .acting import act, answer_calls, stored_outcome, take_answer
-from .approval import PendingCall, unfence
+from .approval import Decision, PendingCall, unfence
 from .context import ContextWindow
 from .errors import ReactAgentError, RunError, ToolRetriesExceeded, UnexpectedModelBehavior
 from .guardrails import first_refusal
@@ -87,6 +87,7 @@ class RunState:
     fence: str = ""  # this run's delimiter around untrusted tool output
     tainted: bool = False  # untrusted tool output is in the conversation
     pending: list[PendingCall] = field(default_factory=list)  # calls waiting for a human decision
+    nested_approvals: dict[str, dict[str, Decision]] = field(default_factory=dict)  # a resume's, by nested run
     context: ContextWindow = field(default_factory=ContextWindow)  # what of history each request sends
     deps: Any = None  # the caller's dependencies for tools (ToolContext.deps); never journaled
     model_settings: dict[str, Any] = field(default_factory=dict)  # this run's, over the agent's

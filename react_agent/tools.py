@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import (
@@ -40,7 +40,7 @@ from .signature import ToolContext, build_args_model, context_param_of, parse_do
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
-    from .approval import ApprovalPolicy
+    from .approval import ApprovalPolicy, Decision
 
 __all__ = ["ANSWER_TOOL", "DEFAULT_TOOL_TIMEOUT", "STRICT_DEFAULT", "Tool", "ToolContext", "ToolOutcome", "answer_tool",
            "tool"]
@@ -132,6 +132,10 @@ class Tool:
     untrusted_output: bool = False  # returns text others wrote (pages, articles, files): fenced as data
     strict: bool | None = None  # validate without coercion; None: the agent's ``strict_tools``
     parameters: dict[str, Any] | None = None  # a schema tool's JSON schema (``from_schema``), sent as given
+    # An agent called as a tool (``Agent.as_tool``): take up its nested run that paused for approval, with the
+    # decisions on its calls. The call then goes on where it stopped instead of running anew.
+    go_on: Callable[[str, Mapping[str, Decision], ToolContext], Awaitable[Any]] | None = field(
+        default=None, repr=False)
     _schema: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -301,6 +305,29 @@ class Tool:
             abandoned.set()
             return ToolOutcome("timeout", f"Tool {self.name!r} timed out after {limit:g}s.", arguments,
                                ms=(time.perf_counter() - started) * 1000)
+
+    async def go_on_with(self, run_id: str, approvals: Mapping[str, Decision], context: ToolContext,
+                         keep: Keep | None = None) -> ToolOutcome:
+        """The call of an agent called as a tool, taken up where it waited: its nested run ``run_id``
+        goes on with ``approvals`` (``go_on``), bounded by the tool's timeout like a fresh call."""
+        started = time.perf_counter()
+        value: Any = None
+        error: Exception | None = None
+        limit = DEFAULT_TOOL_TIMEOUT if self.timeout is None else self.timeout
+        try:
+            if self.go_on is None:
+                raise RuntimeError(f"{self.name!r} is not an agent called as a tool: run {run_id} cannot go on")
+            async with asyncio.timeout(None if limit == math.inf else limit):
+                value = await self.go_on(run_id, approvals, context)
+        except TimeoutError:
+            return ToolOutcome("timeout", f"Tool {self.name!r} timed out after {limit:g}s.",
+                               ms=(time.perf_counter() - started) * 1000)
+        except Exception as exc:  # noqa: BLE001 - a failure is an observation for the model, as in ``invoke``
+            error = exc
+        outcome = self._outcome({}, value, error, (time.perf_counter() - started) * 1000)
+        if keep is not None:
+            keep(outcome)
+        return outcome
 
     def _outcome(self, arguments: dict[str, Any], value: Any, error: Exception | None, ms: float) -> ToolOutcome:
         if isinstance(error, ModelRetry):

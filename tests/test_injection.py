@@ -563,17 +563,11 @@ class World:
         self.scripted.append(scripted)
         return agent
 
-    def waiting(self, result: RunResult) -> list[tuple[RunResult, PendingCall]]:
-        return [(result, p) for p in result.pending] + [w for child in result.children for w in self.waiting(child)]
-
     def decide(self, result: RunResult, decision: Approve | Deny) -> list[str]:
-        """A human decides every waiting call of ``result`` and of its nested runs; the statuses after."""
-        statuses = []
-        for run in dict.fromkeys(run.run_id for run, _ in self.waiting(result)):
-            owner = next(r for r, _ in self.waiting(result) if r.run_id == run)
-            calls = {p.call_id: decision for r, p in self.waiting(result) if r.run_id == run}
-            statuses.append(self.agents[owner.agent].run_sync("", run_id=run, resume=True, approvals=calls).status)
-        return statuses
+        """A human decides every call the top run waits on (its nested runs' too: a nested run that waits
+        makes the top run wait); the statuses after."""
+        approvals = {p.call_id: decision for p in result.pending}
+        return [self.top.run_sync("", run_id=result.run_id, resume=True, approvals=approvals).status]
 
     def invalid_histories(self) -> list[str]:
         return [f"request #{n}: {problem}" for model in self.scripted for n, request in enumerate(model.requests)
@@ -602,7 +596,7 @@ def play(case: Case, policy: str, store: DiskStore, tools: dict[str, Tool], stat
     result = world.top.run_sync(case.task, session=session)
     if case.followup is not None and result.status == "completed":
         result = world.top.run_sync(case.followup, session=session)
-    played = Played(result.status, side_effects(state) - before, [p for _, p in world.waiting(result)],
+    played = Played(result.status, side_effects(state) - before, list(result.pending),
                     obeyed=any(model.obeyed for model in world.models.values()))
     played.kinds = [o.kind for o in observations(result)]
     if played.pending:
@@ -678,9 +672,8 @@ def test_by_default_the_attack_waits_for_a_human(played: dict[tuple[str, str], P
     assert outcome.obeyed, "the planted instruction never reached the model"
     assert outcome.executed == 0, "a side effect ran without approval"
     assert case.attack_call in [(p.tool, json.loads(p.arguments)) for p in outcome.pending]
-    if not case.subs or case.attack:  # the attacker's call is the top run's: it pauses
-        assert outcome.status == "awaiting_approval"
-    assert outcome.after_decision and set(outcome.after_decision) == {"completed"}
+    assert outcome.status == "awaiting_approval"  # a nested run's waiting call makes the top run wait too
+    assert outcome.after_decision == ["completed"]
     assert outcome.executed_after == 0 and outcome.saw_denial
 
 

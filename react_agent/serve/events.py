@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any
 
-from ..approval import PendingCall
-from ..history import Folded, fold
-from ..steps import Event, RunEnd, RunResult, RunStart, RunStatus, StepEnd, TextDelta, ToolEnd, ToolStart
+from ..history import fold, result_from_store
+from ..steps import Event, RunEnd, RunStart, StepEnd, TextDelta, ToolEnd, ToolStart
 from ..stores import RunRecord, Store
-from ..usage import Usage
 
-__all__ = ["event_data", "rebuild_events", "result_from_store"]
+__all__ = ["event_data", "rebuild_events", "result_from_store"]  # (that one from history: the server's name)
 
 
 def event_data(event: Event, run_id: str) -> str:
@@ -31,15 +29,6 @@ def event_data(event: Event, run_id: str) -> str:
     else:
         body = {"result": event.result.model_dump(mode="json")}
     return json.dumps({"run_id": run_id, **body}, ensure_ascii=False, separators=(",", ":"))
-
-
-def result_from_store(record: RunRecord, folded: Folded) -> RunResult:
-    """The ``RunResult`` of a journaled run (so far, for one that has not ended)."""
-    return RunResult(run_id=record.run_id, agent=record.agent, session=record.session, model=record.model,
-                     status=cast("RunStatus", record.status), output=record.output, steps=folded.steps(record.run_id),
-                     usage=Usage.model_validate(record.usage or {}), error=record.error,
-                     error_type=record.error_type, ms=record.ms,
-                     pending=[PendingCall.model_validate(p) for p in record.pending])
 
 
 def rebuild_events(store: Store, record: RunRecord) -> list[Event]:
