@@ -276,6 +276,26 @@ def test_approval_over_http_pauses_then_continues(store: Any) -> None:
         assert history_problems(store.messages("b1")) == []
 
 
+def test_a_nested_agents_pause_is_decided_on_its_callers_run_over_http(store: Any) -> None:
+    billing = Agent(name="billing", tools=[refund], store=store, model=ScriptedModel([
+        tool_call("refund", {"order_id": "1003", "amount": 5}), reply("Refunded 5.")]))
+    desk = Agent(name="desk", tools=[billing.as_tool()], store=store, model=ScriptedModel([
+        tool_call("ask_billing", {"request": "refund 1003"}), reply("Billing refunded it.")]))
+    with Served(create_app({"desk": desk}, store, KEYS)) as served, served.client() as http:
+        paused = http.post("/v1/agents/desk/runs", json={"input": "refund 1003", "session": "d1"}).json()
+        assert paused["status"] == "awaiting_approval"
+        [pending] = paused["pending"]
+        assert pending["tool"] == "refund" and pending["run_id"] != paused["run_id"]
+        accepted = http.post(f"/v1/runs/{paused['run_id']}/approvals",
+                             json={"decisions": {pending["call_id"]: {"approve": True}}})
+        assert accepted.status_code == 202, accepted.text
+        done = wait_until(lambda: (r := http.get(f"/v1/runs/{paused['run_id']}").json())["status"] == "completed"
+                          and r, what="the caller to complete")
+        assert done["output"] == "Billing refunded it."
+        assert store.run(pending["run_id"]).status == "completed"
+        assert history_problems(store.messages("d1")) == []
+
+
 # -- users ------------------------------------------------------------------------------------------
 def test_no_key_or_a_wrong_key_is_401(store: Any) -> None:
     with Served(create_app({"adder": adder(store)}, store, KEYS)) as served:
