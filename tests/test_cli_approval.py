@@ -85,3 +85,31 @@ def test_deny_tells_the_model_why(project, monkeypatch, capsys):
     assert model.requests[0].messages[-1]["content"] == "Denied by a human: paid with a gift card"
     assert not (project / "calls.log").exists()
     assert main(["deny", "nope", "--reason", "x"]) == 2
+
+
+NESTED_TASKS = """
+agents:
+  desk: {tools: [], agents_as_tools: [clerk], max_steps: 4}
+  clerk: {tools: [refund], max_steps: 4}
+prompts: prompts
+tools_dir: tools
+tasks:
+  - {name: job, agent: desk, input: refund order 7, expect_tool: ask_clerk}
+"""
+
+
+def test_a_nested_pause_is_approved_on_the_callers_run(project, monkeypatch, capsys):
+    (project / "tasks.yaml").write_text(NESTED_TASKS)
+    use_model(monkeypatch, ScriptedModel([tool_call("ask_clerk", {"request": "refund order 7 by 40"}),
+                                          tool_call("refund", {"order": "7", "amount": 40})]))
+    assert main(["run", "tasks.yaml"]) == 1
+    capsys.readouterr()
+    assert main(["runs", "list", "--status", "awaiting_approval", "--json"]) == 0
+    waiting = {r["agent"]: r for r in json.loads(capsys.readouterr().out)}
+    desk, clerk = waiting["desk"], waiting["clerk"]
+    assert [p["call_id"] for p in desk["pending"]] == [f"{clerk['run_id']}:{clerk['pending'][0]['call_id']}"]
+    use_model(monkeypatch, ScriptedModel([reply("refunded 40"), reply("The clerk refunded 40.")]))
+    assert main(["approve", desk["run_id"], "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["status"], result["output"]) == ("completed", "The clerk refunded 40.")
+    assert (project / "calls.log").read_text().split("\n")[0] == "refund 7 40"
