@@ -8,7 +8,7 @@ import asyncio
 import contextvars
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -118,11 +118,12 @@ class _Calls:
     async def invoke(self, i: int, tool: Tool, arguments: BaseModel, alone: bool) -> tuple[int, ToolOutcome | None]:
         """Run call ``i`` (or go on with the nested run it waits on); ``None`` while a nested run waits."""
         state = self.state
+        context = replace(self.context, call_id=self.calls[i].id)
         if (nested := self.nested.get(i)) is not None:
-            outcome = await tool.go_on_with(nested, state.nested_approvals.get(nested, {}), self.context,
+            outcome = await tool.go_on_with(nested, state.nested_approvals.get(nested, {}), context,
                                             self.keeper(i, tool))
         else:
-            outcome = await tool.invoke(self.calls[i].arguments, self.context, self.keeper(i, tool),
+            outcome = await tool.invoke(self.calls[i].arguments, context, self.keeper(i, tool),
                                         parsed=arguments, here=self.here and alone)
         if isinstance(outcome.value, DelegationReport) and outcome.value.run is not None:
             state.children.append(outcome.value.run)
@@ -185,7 +186,8 @@ async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context
         if resumed is not None and (stored := resumed.results.get(i)) is not None:
             outcomes[i] = ToolOutcome(stored["kind"], stored["content"], ms=float(stored.get("ms") or 0.0))
             continue
-        if resumed is not None and (nested_run := resumed.delegated.get(i)) is not None:
+        if resumed is not None and (nested_run := resumed.delegated.get(i) or _paused_nested_run(
+                state, resumed, i, call)) is not None:
             known = state.agent.tools.get(call.name)
             if known is None or known.go_on is None:  # no longer an agent here: its run cannot go on
                 outcomes[i] = fresh[i] = ToolOutcome("interrupted", NESTED_NEVER_APPROVED)
@@ -196,7 +198,7 @@ async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context
         planned = _plan(state, step, call, streaks[i]) if run else ToolOutcome(
             "skipped", "Not run: the run stopped (token budget).")
         found = planned if isinstance(planned, ToolOutcome) else await _gate(
-            state, call, planned, context, resumed=resumed, index=i)
+            state, call, planned, replace(context, call_id=call.id), resumed=resumed, index=i)
         if isinstance(found, ToolOutcome):
             outcomes[i] = fresh[i] = found
         elif isinstance(found, PendingCall):
@@ -218,6 +220,16 @@ async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context
         "answered": [[i, stored_outcome(o)] for i, o in fresh.items()], "started": parallel, "pending": waiting,
         "answer": step.answer, "finish_reason": step.finish_reason, "prev_ms": state.last_ms})
     return Settled(seq, outcomes, runnable, pending)
+
+
+def _paused_nested_run(state: RunState, turn: Turn, index: int, call: RawToolCall) -> str | None:
+    """The nested run a call of an agent called as a tool left paused when the process died before the
+    call's ``waiting`` entry: found by the ids its record keeps (``parent_run``, ``parent_call``)."""
+    tool = state.agent.tools.get(call.name)
+    if index not in turn.started or tool is None or tool.go_on is None:
+        return None
+    return next((r.run_id for r in state.agent.store.runs(status="awaiting_approval")
+                 if r.metadata.get("parent_run") == state.run_id and r.metadata.get("parent_call") == call.id), None)
 
 
 async def _gate(state: RunState, call: RawToolCall, found: tuple[Tool, BaseModel], context: ToolContext, *,

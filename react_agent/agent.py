@@ -475,8 +475,9 @@ class Agent:
             result = await agent.run(request, session=session, _depth=(context.depth + 1) if context else 1,
                                      deps=context.deps if context else None,
                                      user_id=context.user_id if context else None,
-                                     metadata={"parent_run": context.run_id, "parent_step": context.step}
-                                     if context else None)  # where the run viewer nests it
+                                     metadata={"parent_run": context.run_id, "parent_step": context.step,
+                                               "parent_call": context.call_id}
+                                     if context else None)  # where the run viewer nests it (and resume finds it)
             return DelegationReport.of(result)
 
         async def go_on(run_id: str, approvals: Mapping[str, Decision], context: ToolContext) -> DelegationReport:

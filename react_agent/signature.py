@@ -42,6 +42,7 @@ class ToolContext(Generic[DepsT]):
     depth: int = 0
     deps: DepsT = _NO_DEPS  # None when the run was given no deps
     user_id: str | None = None
+    call_id: str | None = None  # the model's id for this call: with ``run_id``, an idempotency key for side effects
 
 
 def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:

@@ -9,8 +9,9 @@ import json
 import pytest
 from conftest import history_problems
 
-from react_agent import Agent, DiskStore, UserError, tool
+from react_agent import Agent, DiskStore, ToolContext, UserError, tool
 from react_agent.approval import Approve, Deny
+from react_agent.journal import Journal
 from react_agent.testing import ScriptedModel, reply, tool_call, tool_calls
 
 PAID: list[str] = []
@@ -130,3 +131,48 @@ async def test_a_new_question_on_the_session_gives_up_the_waiting_call(store: Di
     assert given_up.startswith("Not finished: the nested run waited for approval")
     assert store.run(paused.run_id).status == "interrupted" and PAID == []
     assert history_problems(store.messages("s1")) == []
+
+
+class Killed(BaseException):
+    """Stands for a kill -9 at that point: nothing after it runs, nothing catches it."""
+
+
+async def test_a_crash_before_the_waiting_entry_still_finds_the_paused_nested_run(
+        store: DiskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nested run paused, then the process died before the caller journaled its call as waiting: the
+    resumed caller finds that run by the ids in its record and goes on with it, never running the call anew."""
+    def die(*args: object, **kwargs: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(Journal, "waiting", die)
+    nested = billing(store, tool_call("refund", {"order": "7"}), reply("Refunded order 7."))
+    caller = support(store, [nested], tool_call("ask_billing", {"request": "refund order 7"}), reply("All done."))
+    with pytest.raises(Killed):
+        await caller.run("Please refund order 7.", session="s1", run_id="top")
+    monkeypatch.undo()
+    assert store.run("top").status == "running"
+    (child,) = [r for r in store.runs() if r.agent == "billing"]
+    assert (child.status, child.metadata["parent_call"]) == ("awaiting_approval", "call_1")
+
+    paused = await caller.resume("top")  # taken up: the nested run still waits, so the caller waits too
+    assert paused.status == "awaiting_approval"
+    assert [p.run_id for p in paused.pending] == [child.run_id]
+    assert len([r for r in store.runs() if r.agent == "billing"]) == 1  # the call was not run anew
+    done = await caller.resume("top", {paused.pending[0].call_id: Approve()})
+    assert (done.status, done.output, PAID) == ("completed", "All done.", ["7"])
+
+
+async def test_a_tool_knows_its_call_id(store: DiskStore) -> None:
+    """``ToolContext.call_id``: with ``run_id``, a key that makes a side effect idempotent downstream."""
+    keys: list[str] = []
+
+    @tool(side_effects=True)
+    def charge(amount: int, context: ToolContext) -> str:
+        """Charge an amount."""
+        keys.append(f"{context.run_id}/{context.call_id}")
+        return "charged"
+
+    agent = Agent(tools=[charge], store=store, model=ScriptedModel([
+        tool_calls([("charge", {"amount": 1}), ("charge", {"amount": 2})]), reply("done")]))
+    result = await agent.run("charge twice", run_id="r1")
+    assert sorted(keys) == ["r1/call_1", "r1/call_2"] and result.status == "completed"
