@@ -26,7 +26,7 @@ from .tools import Tool, ToolContext, ToolOutcome, describe_validation_error
 if TYPE_CHECKING:
     from .loop import RunState
 
-__all__ = ["Settled", "act", "answer_calls", "paused_nested", "restore_streaks", "stored_outcome", "take_answer"]
+__all__ = ["Settled", "act", "answer_calls", "restore_streaks", "stored_outcome", "take_answer"]
 
 T = TypeVar("T")
 
@@ -40,7 +40,8 @@ async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message:
     journal = state.journal
     context = ToolContext(state.run_id, state.session, agent.name, step.index, state.depth, deps=state.deps,
                           user_id=journal.record.user_id)
-    settled = await _settle(state, step, calls, context, message=message, run=run, resumed=resumed)
+    contexts = [replace(context, call_id=call.id) for call in calls]  # each call's, for its policy and its tool
+    settled = await _settle(state, step, calls, contexts, message=message, run=run, resumed=resumed)
     seq, outcomes, runnable = settled.seq, settled.outcomes, settled.runnable
     state.turn = (seq, calls, outcomes)
     waiting = {p.call_id for p in settled.pending}
@@ -50,7 +51,7 @@ async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message:
     for i, outcome in sorted(outcomes.items()):
         yield ToolEnd(_observation(calls[i], outcome), step.index)
 
-    running = _Calls(state, seq, calls, context, settled.nested, here=SYNC_CALLER.get())
+    running = _Calls(state, seq, calls, contexts, settled.nested, here=SYNC_CALLER.get())
     invoke = running.invoke
     # Each call runs in a copy of the run's context: a sync call wherever it runs (a worker, or here), an
     # async call in a task of its own. A lone sync call so needs no task (a task costs a turn of the loop).
@@ -88,7 +89,7 @@ class _Calls:
     state: RunState
     seq: int  # the turn's entry in the journal
     calls: list[RawToolCall]
-    context: ToolContext
+    contexts: list[ToolContext]  # each call's
     nested: dict[int, str]  # resumed calls that go on with the paused nested run they wait on
     here: bool  # run_sync: a lone sync call may run in the caller's thread
     nested_pending: list[PendingCall] = field(default_factory=list)  # what paused nested runs wait on
@@ -108,7 +109,7 @@ class _Calls:
             one that is safe to repeat goes with the next commit (``Journal.defer_ms``). An agent called as
             a tool whose run paused for approval has no result yet: the call waits on that run."""
             point("tool:returned")
-            if (paused := paused_nested(outcome)) is not None:
+            if (paused := _paused_nested(outcome)) is not None:
                 journal.waiting(self.seq, i, paused.run_id)
                 return
             journal.result(self.seq, i, self.seen(tool, outcome),
@@ -118,7 +119,7 @@ class _Calls:
     async def invoke(self, i: int, tool: Tool, arguments: BaseModel, alone: bool) -> tuple[int, ToolOutcome | None]:
         """Run call ``i`` (or go on with the nested run it waits on); ``None`` while a nested run waits."""
         state = self.state
-        context = replace(self.context, call_id=self.calls[i].id)
+        context = self.contexts[i]
         if (nested := self.nested.get(i)) is not None:
             outcome = await tool.go_on_with(nested, state.nested_approvals.get(nested, {}), context,
                                             self.keeper(i, tool))
@@ -127,7 +128,7 @@ class _Calls:
                                         parsed=arguments, here=self.here and alone)
         if isinstance(outcome.value, DelegationReport) and outcome.value.run is not None:
             state.children.append(outcome.value.run)
-        if (paused := paused_nested(outcome)) is not None:
+        if (paused := _paused_nested(outcome)) is not None:
             self.nested_pending.extend(p if p.run_id else p.model_copy(update={
                 "run_id": paused.run_id, "call_id": nested_call_id(paused.run_id, p.call_id)}) for p in paused.pending)
             return i, None
@@ -138,7 +139,7 @@ class _Calls:
         return i, outcome
 
 
-def paused_nested(outcome: ToolOutcome) -> RunResult | None:
+def _paused_nested(outcome: ToolOutcome) -> RunResult | None:
     """The nested run of an agent called as a tool, when it paused for approval."""
     report = outcome.value
     if isinstance(report, DelegationReport) and report.run is not None and report.run.status == "awaiting_approval":
@@ -166,7 +167,7 @@ class Settled:
     nested: dict[int, str] = field(default_factory=dict)  # resumed calls that go on with a paused nested run
 
 
-async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context: ToolContext, *,
+async def _settle(state: RunState, step: Step, calls: list[RawToolCall], contexts: list[ToolContext], *,
                   message: dict[str, Any] | None, run: bool, resumed: Turn | None) -> Settled:
     """Decide each call — answered without running (a loop, the final answer, an unknown tool, invalid
     arguments, a skipped or refused call), waiting for approval, or to run — and journal that before
@@ -198,7 +199,7 @@ async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context
         planned = _plan(state, step, call, streaks[i]) if run else ToolOutcome(
             "skipped", "Not run: the run stopped (token budget).")
         found = planned if isinstance(planned, ToolOutcome) else await _gate(
-            state, call, planned, replace(context, call_id=call.id), resumed=resumed, index=i)
+            state, call, planned, contexts[i], resumed=resumed, index=i)
         if isinstance(found, ToolOutcome):
             outcomes[i] = fresh[i] = found
         elif isinstance(found, PendingCall):

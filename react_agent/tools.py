@@ -270,13 +270,7 @@ class Tool:
         if self.context_param is not None:
             call_args[self.context_param] = context
         started = time.perf_counter()
-        abandoned = threading.Event()
-
-        def settle(value: Any = None, error: Exception | None = None) -> ToolOutcome:
-            outcome = self._outcome(arguments, value, error, (time.perf_counter() - started) * 1000)
-            if keep is not None and not abandoned.is_set():
-                keep(outcome)
-            return outcome
+        settle, abandoned = self._settler(arguments, keep, started)
 
         def run_sync() -> ToolOutcome:
             try:
@@ -285,49 +279,68 @@ class Tool:
                 return settle(error=exc)
             return settle(value)
 
+        async def run_async() -> ToolOutcome:
+            try:
+                value = await self.fn(**call_args)
+            except Exception as exc:  # noqa: BLE001 - as above; a timeout is not an Exception here
+                return settle(error=exc)
+            return settle(value)
+
         if not self.is_async and here and self.timeout is None:
             return call_here(run_sync)
-        limit = DEFAULT_TOOL_TIMEOUT if self.timeout is None else self.timeout
-        deadline = asyncio.timeout(None if limit == math.inf else limit)
-        try:
-            async with deadline:
-                if not self.is_async:  # in a thread of our own pool, with the caller's contextvars
-                    run = functools.partial(contextvars.copy_context().run, run_sync)
-                    return await asyncio.get_running_loop().run_in_executor(tool_executor(), run)
-                try:
-                    value = await self.fn(**call_args)
-                except Exception as exc:  # noqa: BLE001 - as above; a timeout is not an Exception here
-                    return settle(error=exc)
-                return settle(value)
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            abandoned.set()
-            return ToolOutcome("timeout", f"Tool {self.name!r} timed out after {limit:g}s.", arguments,
-                               ms=(time.perf_counter() - started) * 1000)
+        if self.is_async:
+            return await self._bounded(run_async(), arguments, started, abandoned)
+        run = functools.partial(contextvars.copy_context().run, run_sync)  # in our pool, with the caller's context
+        return await self._bounded(asyncio.get_running_loop().run_in_executor(tool_executor(), run), arguments,
+                                   started, abandoned)
 
     async def go_on_with(self, run_id: str, approvals: Mapping[str, Decision], context: ToolContext,
                          keep: Keep | None = None) -> ToolOutcome:
         """The call of an agent called as a tool, taken up where it waited: its nested run ``run_id``
         goes on with ``approvals`` (``go_on``), bounded by the tool's timeout like a fresh call."""
         started = time.perf_counter()
-        value: Any = None
-        error: Exception | None = None
-        limit = DEFAULT_TOOL_TIMEOUT if self.timeout is None else self.timeout
-        try:
-            if self.go_on is None:
-                raise RuntimeError(f"{self.name!r} is not an agent called as a tool: run {run_id} cannot go on")
-            async with asyncio.timeout(None if limit == math.inf else limit):
+        settle, abandoned = self._settler({}, keep, started)
+
+        async def resume() -> ToolOutcome:
+            try:
+                if self.go_on is None:
+                    raise RuntimeError(f"{self.name!r} is not an agent called as a tool: run {run_id} cannot go on")
                 value = await self.go_on(run_id, approvals, context)
+            except Exception as exc:  # noqa: BLE001 - a failure is an observation for the model, as in ``invoke``
+                return settle(error=exc)
+            return settle(value)
+
+        return await self._bounded(resume(), {}, started, abandoned)
+
+    def _settler(self, arguments: dict[str, Any], keep: Keep | None, started: float
+                 ) -> tuple[Callable[..., ToolOutcome], threading.Event]:
+        """``settle(value=None, error=None)``: the call's outcome, given to ``keep`` unless the call was
+        abandoned (it timed out: its late result belongs to no one) — and the event that abandons it."""
+        abandoned = threading.Event()
+
+        def settle(value: Any = None, error: Exception | None = None) -> ToolOutcome:
+            outcome = self._outcome(arguments, value, error, (time.perf_counter() - started) * 1000)
+            if keep is not None and not abandoned.is_set():
+                keep(outcome)
+            return outcome
+
+        return settle, abandoned
+
+    async def _bounded(self, work: Awaitable[ToolOutcome], arguments: dict[str, Any], started: float,
+                       abandoned: threading.Event) -> ToolOutcome:
+        """``work`` within the tool's timeout (``DEFAULT_TOOL_TIMEOUT`` when it sets none); past it the
+        call is abandoned and its outcome is ``timeout``."""
+        limit = DEFAULT_TOOL_TIMEOUT if self.timeout is None else self.timeout
+        deadline = asyncio.timeout(None if limit == math.inf else limit)
+        try:
+            async with deadline:
+                return await work
         except TimeoutError:
-            return ToolOutcome("timeout", f"Tool {self.name!r} timed out after {limit:g}s.",
+            if not deadline.expired():
+                raise
+            abandoned.set()
+            return ToolOutcome("timeout", f"Tool {self.name!r} timed out after {limit:g}s.", arguments,
                                ms=(time.perf_counter() - started) * 1000)
-        except Exception as exc:  # noqa: BLE001 - a failure is an observation for the model, as in ``invoke``
-            error = exc
-        outcome = self._outcome({}, value, error, (time.perf_counter() - started) * 1000)
-        if keep is not None:
-            keep(outcome)
-        return outcome
 
     def _outcome(self, arguments: dict[str, Any], value: Any, error: Exception | None, ms: float) -> ToolOutcome:
         if isinstance(error, ModelRetry):
