@@ -9,7 +9,7 @@ from ..history import fold, result_from_store
 from ..steps import Event, RunEnd, RunStart, StepEnd, TextDelta, ToolEnd, ToolStart
 from ..stores import RunRecord, Store
 
-__all__ = ["event_data", "rebuild_events", "result_from_store"]  # (that one from history: the server's name)
+__all__ = ["event_data", "rebuild_events"]
 
 
 def event_data(event: Event, run_id: str) -> str:

@@ -19,13 +19,13 @@ from typing import Any
 
 from ..agent import CANCEL, Agent
 from ..approval import Decision
-from ..history import fold
+from ..history import fold, result_from_store
 from ..journal import RESUMABLE
 from ..log import logger
 from ..router import Router
 from ..steps import Event, RunEnd, RunResult, RunStart
 from ..stores import RunRecord, Store
-from .events import event_data, rebuild_events, result_from_store
+from .events import event_data, rebuild_events
 
 __all__ = ["Channel", "Conflict", "NotFound", "RunManager", "Runner", "agents_of"]
 
