@@ -151,6 +151,26 @@ def react_agent_sync_memory_row(base_url: str) -> SyncRun:
     return react_agent_sync_row(base_url, store=MemoryStore())
 
 
+async def add_async(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def react_agent_async_tool_memory_row(base_url: str) -> Run:
+    """``react_agent_memory_row`` with ``add`` written as ``async def``: the loop with neither the durable
+    commit nor the worker-thread hop a sync tool takes under ``await agent.run`` (the least the framework
+    itself costs per step)."""
+    from react_agent import Agent, MemoryStore, tool
+
+    agent = Agent(name="bench", instructions=INSTRUCTIONS, tools=[tool(add_async, name="add")], model=MODEL,
+                  base_url=base_url, api_key=API_KEY, max_steps=MAX_STEPS, store=MemoryStore())
+
+    async def run() -> int:
+        return checked_result(await agent.run(PROMPT))
+
+    return run
+
+
 def react_agent_sync_row(base_url: str, **agent_options: Any) -> SyncRun:
     """``agent.run_sync(...)`` from plain code, as a script or a sync web view calls it."""
     agent = react_agent_agent(base_url, **agent_options)
@@ -276,6 +296,7 @@ ROWS: tuple[Row, ...] = (
     Row("react_agent run_sync", None, ("react_agent",), sync_factory=react_agent_sync_row),
     Row("react_agent (memory store)", react_agent_memory_row, ("react_agent",)),
     Row("react_agent run_sync (memory store)", None, ("react_agent",), sync_factory=react_agent_sync_memory_row),
+    Row("react_agent (async tool, memory store)", react_agent_async_tool_memory_row, ("react_agent",)),
     Row("openai-agents", openai_agents_row, ("agents",), peer=True),
     Row("pydantic-ai", pydantic_ai_row, ("pydantic_ai", "pydantic_ai.models.openai"), peer=True),
     Row("smolagents", smolagents_row, ("smolagents",), peer=True),
