@@ -33,7 +33,14 @@ def _exit_code(errors: list[str], passed: bool) -> int:
 def _console(quiet: bool = False) -> Console:
     from rich.console import Console  # noqa: PLC0415
 
-    return Console(file=sys.stderr if quiet else sys.stdout, highlight=False, soft_wrap=True)
+    class CliConsole(Console):
+        def on_broken_pipe(self) -> None:
+            """rich's own answer is ``SystemExit(1)``, a failed check's code: leave it to ``cli.main``,
+            which stops quietly with 141 like the rest of the CLI (rich documents this override)."""
+            self.quiet = True
+            raise BrokenPipeError
+
+    return CliConsole(file=sys.stderr if quiet else sys.stdout, highlight=False, soft_wrap=True)
 
 
 def _dump(data: Any) -> None:

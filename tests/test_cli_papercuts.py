@@ -5,6 +5,7 @@ run", whole tool descriptions, a header on `sessions list`, help on every flag, 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -282,3 +283,19 @@ def test_output_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=60) == 141, stderr
     assert stderr == ""
+
+
+@pytest.mark.parametrize("argv", [["tools"], ["run", "tasks/quickstart.yaml", "--replay", "--task", "multiply"]])
+def test_rich_output_into_a_closed_pipe_exits_141_too(tmp_path: Path, argv: list[str]) -> None:
+    """Commands printing through rich met a closed pipe with rich's own ``SystemExit(1)`` — the code of a
+    failed check. The reader here is gone before the command writes anything."""
+    read, write = os.pipe()
+    os.close(read)
+    env = {"PATH": "/usr/bin:/bin", "REACT_AGENT_HOME": str(tmp_path / "home")}
+    try:
+        process = subprocess.run([sys.executable, "-m", "react_agent", *argv], cwd=ROOT, env=env, stdout=write,
+                                 stderr=subprocess.PIPE, timeout=120, check=False)
+    finally:
+        os.close(write)
+    assert process.returncode == 141, process.stderr.decode()
+    assert process.stderr.decode() == ""
