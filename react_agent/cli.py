@@ -229,16 +229,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .tasks import load_task_file  # noqa: PLC0415
 
     task_file = load_task_file(args.taskfile)
-    _check_cassettes(args, task_file)
     selected = [t for t in task_file.tasks if not args.task or t.name in args.task]
     if not selected:
         raise UserError(f"no task named {args.task} in {args.taskfile}; tasks: {[t.name for t in task_file.tasks]}")
     mode = _mode(args)
     from .runner import check_models, run_one  # noqa: PLC0415
 
-    if mode != "replay":
-        for agent in dict.fromkeys(t.agent for t in selected):
-            check_models(task_file, agent, args.model)
+    for agent in dict.fromkeys(t.agent for t in selected):  # the task file's own mistakes come first
+        check_models(task_file, agent, args.model, installed=mode != "replay")
+    _check_cassettes(args, task_file)
     console = _console(quiet=args.json)
     started = time.perf_counter()
 
@@ -369,16 +368,18 @@ def cmd_tools(args: argparse.Namespace) -> int:
         _dump({"tools": [{"name": t.name, "source": t.source, "description": t.description,
                           "parameters": t.schema()["function"]["parameters"]} for t in listed],
                "skipped": [{"source": s.source, "reason": s.reason} for s in found.skipped]})
-        return 0
-    from rich.markup import escape  # noqa: PLC0415
+    else:
+        from rich.markup import escape  # noqa: PLC0415
 
-    console = _console()
-    for item in listed:
-        console.print(f"[bold]{escape(item.name)}[/]  [dim]{escape(item.source)}[/]")
-        console.print(escape(first_paragraph(item.description, width=max(console.width, 40))))
-    for skipped in found.skipped:
-        console.print(f"[red]skipped[/] {escape(skipped.source)}: {escape(skipped.reason)}")
-    console.print(f"{len(listed)} tools, {len(found.skipped)} skipped")
+        console = _console()
+        for item in listed:
+            console.print(f"[bold]{escape(item.name)}[/]  [dim]{escape(item.source)}[/]")
+            console.print(escape(first_paragraph(item.description, width=max(console.width, 40))))
+        for skipped in found.skipped:
+            console.print(f"[red]skipped[/] {escape(skipped.source)}: {escape(skipped.reason)}")
+        console.print(f"{len(listed)} tools, {len(found.skipped)} skipped")
+    if found.broken:  # listed all the same, so the listing shows what does load
+        raise UserError(f"a plugin failed to load — {found.broken_text()}")
     return 0
 
 
@@ -468,10 +469,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .tasks import load_task_file  # noqa: PLC0415
 
     suite = load_task_file(args.suite)
+    for agent in dict.fromkeys(t.agent for t in suite.tasks):  # the suite's own mistakes come first
+        check_models(suite, agent, args.model, installed=not args.replay)
     _check_cassettes(args, suite)
-    if not args.replay:
-        for agent in dict.fromkeys(t.agent for t in suite.tasks):
-            check_models(suite, agent, args.model)
     console = _console(quiet=args.json)
     report = evaluate(suite, trials=args.trials, mode=_mode(args), cassettes=args.cassettes,
                       model=args.model, console=console, quiet=args.json)

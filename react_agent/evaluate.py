@@ -119,8 +119,9 @@ def evaluate(suite: TaskFile, *, trials: int, mode: Mode | None, cassettes: Path
 
 def _single_recording_notes(suite: TaskFile, trials: int, cassettes: Path | None) -> list[str]:
     folder = cassettes or default_cassettes(suite)
-    single = [case.name for case in suite.tasks
-              if trials > 1 and not cassette_path(folder, suite, case.name, 1).is_file()]
+    single = [case.name for case in suite.tasks  # (a case with no recording at all is an error, not a note)
+              if trials > 1 and not cassette_path(folder, suite, case.name, 1).is_file()
+              and cassette_path(folder, suite, case.name).is_file()]
     if not single:
         return []
     return [f"{len(single)} of {len(suite.tasks)} cases have one recording, not one per trial; each of their "

@@ -42,20 +42,26 @@ NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 _CHECKOUT = Path(__file__).resolve().parent.parent
 
 
-def _cmake_args() -> str:
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return ""
-    return f"CMAKE_ARGS=\"-DCMAKE_C_FLAGS='{NO_AMX}' -DCMAKE_CXX_FLAGS='{NO_AMX}'\" "
+def _cmake_args(checkout: bool) -> str:
+    """The build flags ``make install-local`` uses: from a checkout only what the server loads is built
+    (``cmake/llama_server_only.cmake``, no multimodal library), and on x86_64 AMX is left out."""
+    flags = [f"-DLLAVA_BUILD=OFF '-DCMAKE_PROJECT_llama.cpp_INCLUDE={_CHECKOUT / 'cmake' / 'llama_server_only.cmake'}'"
+             ] if checkout else []
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        flags.append(f"-DCMAKE_C_FLAGS='{NO_AMX}' -DCMAKE_CXX_FLAGS='{NO_AMX}'")
+    return f'CMAKE_ARGS="{" ".join(flags)}" ' if flags else ""
 
 
 def install_hint() -> str:
     """The command that installs the ``local`` extra into the Python running now: from a source checkout
-    ``pip install -e '<checkout>[local]'`` (or ``make install-local`` there, which uses ``.venv``), else
-    the package with the extra — with the AMX flags on x86_64. The first install builds llama.cpp."""
-    pip = f"{_cmake_args()}{sys.executable} -m pip install"
-    if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "react_agent").is_dir():
+    ``pip install -e '<checkout>[local]'`` with the flags ``make install-local`` builds with (or that make
+    target itself, which uses ``.venv``), else the package with the extra — with the AMX flags on x86_64.
+    The first install builds llama.cpp."""
+    checkout = (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "react_agent").is_dir()
+    pip = f"{_cmake_args(checkout)}{sys.executable} -m pip install"
+    if checkout:
         return (f"install it with: {pip} -e '{_CHECKOUT}[local]'  (or `make install-local` in {_CHECKOUT}, "
-                "for its .venv; the first build of llama.cpp takes 6-20 minutes)")
+                "for its .venv; the first build of llama.cpp takes about 3-10 minutes on 2 cores)")
     return f"install it with: {pip} 'react-agent[local]'  (the first build of llama.cpp takes 6-20 minutes)"
 
 

@@ -1,7 +1,8 @@
 """Tool discovery: every ``*.py`` in the plugin folders, and the ``react_agent.tools`` entry-point group.
 
 A plugin that fails to import, or declares a bad tool, is reported (source, reason) and skipped; the
-rest still load. Two tools with one name is a ``DuplicateToolError`` naming both sources.
+rest still load (``Discovery.broken``: the CLI and task files refuse to go on with one). Two tools with
+one name is a ``DuplicateToolError`` naming both sources.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from typing import Any
 from .errors import DuplicateToolError, PluginError
 from .tools import Tool
 
-__all__ = ["ENTRY_POINT_GROUP", "Discovery", "Skipped", "discover", "load_sibling"]
+__all__ = ["ENTRY_POINT_GROUP", "MISSING_FOLDER", "Discovery", "Skipped", "discover", "load_sibling"]
 
 ENTRY_POINT_GROUP = "react_agent.tools"
+
+
+MISSING_FOLDER = "plugin folder does not exist"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,15 @@ class Skipped:
 class Discovery:
     tools: dict[str, Tool] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def broken(self) -> list[Skipped]:
+        """The plugins that failed to load (a plugin folder that does not exist is not one)."""
+        return [s for s in self.skipped if s.reason != MISSING_FOLDER]
+
+    def broken_text(self) -> str:
+        """The broken plugins in one line, each with its reason."""
+        return "; ".join(f"{s.source}: {s.reason}" for s in self.broken)
 
     def add(self, found: Tool, source: str) -> None:
         if found.name in self.tools and self.tools[found.name] is not found:
@@ -94,7 +107,7 @@ def discover(folders: Sequence[str | Path], *, use_entry_points: bool = True) ->
     found = Discovery()
     for folder in map(Path, folders):
         if not folder.is_dir():
-            found.skipped.append(Skipped(str(folder), "plugin folder does not exist"))
+            found.skipped.append(Skipped(str(folder), MISSING_FOLDER))
             continue
         for path in sorted(folder.glob("*.py")):
             if path.name.startswith("_"):

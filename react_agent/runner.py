@@ -49,10 +49,10 @@ def cassette_path(folder: Path, task_file: TaskFile, task_name: str, trial: int 
 
 def replay_cassette(folder: Path, task_file: TaskFile, task_name: str, trial: int | None = None) -> Path:
     """The cassette a replay reads: the trial's own recording, or — when there is none — the task's one
-    recording (``<task>.yaml``), which every trial then replays identically."""
+    recording (``<task>.yaml``), which every trial then replays identically. With neither, the one
+    recording: the file a plain ``--record`` makes, which the "no cassette" error then names."""
     own = cassette_path(folder, task_file, task_name, trial)
-    single = cassette_path(folder, task_file, task_name)
-    return single if trial is not None and not own.is_file() and single.is_file() else own
+    return own if own.is_file() else cassette_path(folder, task_file, task_name)
 
 
 def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes: Path | None, model: str | None,
@@ -84,10 +84,11 @@ def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes
     return outcome
 
 
-def check_models(task_file: TaskFile, agent: str | None, model: str | None) -> None:
-    """Before a live or recorded run: the agent builds (its tools and templates exist: a ``TaskFileError``
-    comes first) and, if it (its routes, the agents it delegates to) runs on the embedded model, that is
-    installed — else ``ModelUnavailableError`` (one line, exit 2), with nothing written."""
+def check_models(task_file: TaskFile, agent: str | None, model: str | None, *, installed: bool = True) -> None:
+    """Before any run: the agent builds (its tools, plugins and templates exist: a ``TaskFileError`` comes
+    first) and, unless ``installed`` is false (a replay needs no model), if it (its routes, the agents it
+    delegates to) runs on the embedded model, that is installed — else ``ModelUnavailableError`` (one
+    line, exit 2), with nothing written."""
     from .tasks import build_agent  # noqa: PLC0415
 
     built: dict[str, Agent] = {}
@@ -95,7 +96,7 @@ def check_models(task_file: TaskFile, agent: str | None, model: str | None) -> N
     build_agent(task_file, agent, model=model, built=built)
     for target in spec.routes.values():
         build_agent(task_file, target, model=model, built=built)
-    for each in built.values():
+    for each in built.values() if installed else ():
         check_local(each.model)
 
 

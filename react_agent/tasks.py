@@ -312,13 +312,14 @@ def build_agent(task_file: TaskFile, name: str | None = None, *, model: str | Mo
     if spec.name in built:
         return built[spec.name]
     found = discover(task_file.resolve(task_file.tools_dir))
+    if found.broken:  # a broken plugin is a mistake to fix, even when this agent needs none of its tools
+        raise TaskFileError(str(task_file.path), "tools_dir", f"a plugin failed to load — {found.broken_text()} "
+                            "(every *.py in the plugin folders is loaded: fix the file or move it out)")
     wanted = spec.tools if spec.tools is not None else [] if spec.routes else list(found.tools)
     unknown = [t for t in wanted if t not in found.tools]
     if unknown:
-        skipped = "; ".join(f"{s.source}: {s.reason}" for s in found.skipped)
         raise TaskFileError(str(task_file.path), f"agent {spec.name!r}.tools",
-                            f"unknown tool(s) {unknown}; available: {sorted(found.tools)}"
-                            + (f"; skipped plugins: {skipped}" if skipped else ""))
+                            f"unknown tool(s) {unknown}; available: {sorted(found.tools)}")
     output_type = _import_output_type(task_file, spec.output_type) if spec.output_type else None
     instructions = _instructions(task_file, spec)
     if spec.routes and output_type is None:  # a router's classifier: a constrained category

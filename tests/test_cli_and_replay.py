@@ -66,11 +66,37 @@ def test_tools_lists_what_was_found_and_what_was_skipped(tmp_path: Path, capsys:
     (tmp_path / "good.py").write_text('from react_agent import tool\n\n@tool\ndef ping() -> str:\n    """Ping."""\n'
                                       '    return "pong"\n')
     (tmp_path / "broken.py").write_text("import does_not_exist\n")
-    assert main(["tools", "--plugins", str(tmp_path), "--json"]) == 0
-    listing = json.loads(capsys.readouterr().out)
+    assert main(["tools", "--plugins", str(tmp_path), "--json"]) == 2  # listed, and a mistake to fix
+    out, err = capsys.readouterr()
+    listing = json.loads(out)
     assert [t["name"] for t in listing["tools"]] == ["ping"]
     assert listing["skipped"][0]["source"].endswith("broken.py")
     assert "ModuleNotFoundError" in listing["skipped"][0]["reason"]
+    assert err.count("\n") == 1 and err.startswith("error: a plugin failed to load — ") and "broken.py" in err
+    (tmp_path / "broken.py").unlink()
+    assert main(["tools", "--plugins", str(tmp_path)]) == 0
+
+
+def test_a_task_whose_plugin_folder_holds_a_broken_plugin_does_not_run(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Even when the task needs none of its tools: a broken plugin is one clear error and exit 2 (it used to
+    be skipped without a word), before anything is written."""
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "good.py").write_text('from react_agent import tool\n\n@tool\ndef ping() -> str:\n'
+                                                '    """Ping."""\n    return "pong"\n')
+    (tmp_path / "tools" / "broken.py").write_text('raise RuntimeError("boom at import")\n')
+    task = tmp_path / "tasks" / "t.yaml"
+    task.parent.mkdir()
+    task.write_text("agent:\n  name: x\n  tools: [ping]\ntasks:\n  - name: a\n    input: hi\n")
+    home = tmp_path / "home"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REACT_AGENT_HOME", str(home))
+        patch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # were it to run: nothing listens there
+        patch.setenv("OPENAI_API_KEY", "not-used")
+        assert main(["run", str(task)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "broken.py" in err and "RuntimeError: boom at import" in err, err
+    assert not home.exists()
 
 
 def test_sessions_show_of_an_unknown_session_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

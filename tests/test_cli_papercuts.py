@@ -71,6 +71,17 @@ def test_chat_without_a_task_file_has_the_calculator_streams_and_goes_on_after_a
     assert [r.metadata["chat"] for r in DiskStore().runs(session="s1")] == [True, True]
 
 
+def test_chat_with_a_broken_calculator_plugin_is_one_line(in_tmp: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (in_tmp / "tools").mkdir()
+    (in_tmp / "tools" / "calculator.py").write_text("import does_not_exist\n")
+    use_model(monkeypatch, ScriptedModel([]))
+    type_lines(monkeypatch, ["never read"])
+    assert main(["chat"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "calculator.py" in err and "ModuleNotFoundError" in err, err
+
+
 def test_chat_ends_on_exit_and_on_ctrl_d(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = ScriptedModel([])
     use_model(monkeypatch, model)

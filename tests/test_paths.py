@@ -69,7 +69,7 @@ def test_the_cassette_folder_is_in_the_task_files_project_root(tmp_path: Path) -
 def test_a_trial_without_its_own_recording_replays_the_cases_one(tmp_path: Path) -> None:
     task_file = load_task_file(ROOT / "tasks" / "eval" / "support.yaml")
     single = cassette_path(tmp_path, task_file, "case")
-    assert replay_cassette(tmp_path, task_file, "case", 2) == cassette_path(tmp_path, task_file, "case", 2)
+    assert replay_cassette(tmp_path, task_file, "case", 2) == single  # neither: the one `--record` makes
     single.parent.mkdir(parents=True)
     single.write_text("interactions: []\n")
     assert replay_cassette(tmp_path, task_file, "case", 2) == single
@@ -89,6 +89,31 @@ def test_eval_trials_replay_the_shipped_recording_and_say_so(elsewhere: Path,
     assert all(c["passed"] in (0, 2) for c in report["cases"]), "a replayed recording answers the same every trial"
     assert len(report["notes"]) == 1 and "multiply, convert-distance" in report["notes"][0]
     assert "each of their 2 trials replays it" in report["notes"][0]
+
+
+def test_eval_trials_replay_of_a_suite_never_recorded_names_the_cassette_to_record(
+        elsewhere: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It named `<case>.trial1.yaml` and first claimed that every case had one recording."""
+    suite = elsewhere / "tasks" / "never.yaml"
+    suite.write_text((elsewhere / "tasks" / "quickstart.yaml").read_text())
+    assert main(["eval", str(suite), "--trials", "2", "--replay"]) == 2
+    out, err = capsys.readouterr()
+    assert "one recording" not in out + err
+    assert err.strip() == (f"error: no cassette at {elsewhere / 'cassettes' / 'never' / 'multiply.yaml'}: "
+                           "record it first with --record"), err
+
+
+def test_a_replay_reports_the_task_files_own_mistake_before_a_missing_cassette(
+        elsewhere: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Recording, as the cassette error advised, would only have met the bad prompt then."""
+    suite = elsewhere / "tasks" / "badprompt.yaml"
+    text = (elsewhere / "tasks" / "quickstart.yaml").read_text()
+    suite.write_text(text.replace("instructions: calculator.j2", "instructions: prompts/does-not-exist.j2"))
+    assert "does-not-exist" in suite.read_text()
+    for argv in (["run", str(suite), "--replay"], ["eval", str(suite), "--replay"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "prompts/does-not-exist.j2" in err and "cassette" not in err, err
 
 
 # -- templates --------------------------------------------------------------------------------------
