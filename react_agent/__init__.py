@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .errors import (
         ContextBudgetExceeded,
         DuplicateToolError,
+        GuardrailError,
         HookError,
         IncompleteResponseError,
         ModelHTTPError,
@@ -56,7 +57,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANCEL", "Agent", "Approve", "ContextBudgetExceeded", "Deny", "DiskStore", "DuplicateToolError", "Event",
-    "FallbackModel", "Guardrail", "Hook", "HookError", "IncompleteResponseError", "MCPServer", "MCPServerError",
+    "FallbackModel", "Guardrail", "GuardrailError", "Hook", "HookError", "IncompleteResponseError", "MCPServer",
+    "MCPServerError",
     "MCPServerHTTP", "MCPServerStdio", "MemoryStore", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry",
     "ModelUnavailableError", "Observation", "OpenAIModel", "PendingCall", "PluginError", "PromptError",
     "ReactAgentError", "Route", "Routed", "Router", "RunBlocked", "RunEnd", "RunError", "RunRecord", "RunResult",
@@ -74,8 +76,9 @@ _WHERE = {
     "tool": "tools", "Usage": "usage", "register_price": "usage", "Route": "router", "Routed": "router",
     "Router": "router", "register_context_window": "windows", "FallbackModel": "fallback",
     **dict.fromkeys(["MCPServer", "MCPServerError", "MCPServerHTTP", "MCPServerStdio"], "mcp"),
-    **dict.fromkeys(["ContextBudgetExceeded", "DuplicateToolError", "HookError", "IncompleteResponseError",
-                     "ModelHTTPError", "ModelRetry", "ModelUnavailableError", "PluginError", "PromptError",
+    **dict.fromkeys(["ContextBudgetExceeded", "DuplicateToolError", "GuardrailError", "HookError",
+                     "IncompleteResponseError", "ModelHTTPError", "ModelRetry", "ModelUnavailableError", "PluginError",
+                     "PromptError",
                      "ReactAgentError", "RunBlocked", "RunError", "StoreCorruptError", "TaskFileError",
                      "ToolRetriesExceeded", "UnexpectedModelBehavior", "UserError"], "errors"),
     **dict.fromkeys(["Event", "Observation", "RunEnd", "RunResult", "RunStart", "Step", "StepEnd", "TextDelta",

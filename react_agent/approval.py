@@ -100,9 +100,12 @@ async def approval_reason(tool: Tool, arguments: BaseModel, context: ToolContext
     """Why this call cannot run without a human (``BLOCK`` when the policy refuses it), or ``None``."""
     wanted = tool.requires_approval
     if callable(wanted):
-        decided = wanted(tool.dump_arguments(arguments), context)
-        if inspect.isawaitable(decided):
-            decided = await decided
+        try:
+            decided = wanted(tool.dump_arguments(arguments), context)
+            if inspect.isawaitable(decided):
+                decided = await decided
+        except Exception as exc:  # noqa: BLE001 - user code that cannot decide: a human does (fail closed)
+            return f"{tool.name}'s approval policy raised {type(exc).__name__}: {exc} (so a human decides)"
         wanted = bool(decided)
     if wanted:
         return f"{tool.name} requires approval"

@@ -20,6 +20,7 @@ from typing import Any, Literal
 __all__ = [
     "ContextBudgetExceeded",
     "DuplicateToolError",
+    "GuardrailError",
     "HookError",
     "IncompleteResponseError",
     "ModelHTTPError",
@@ -200,6 +201,18 @@ class RunBlocked(RunError):
 
     def __str__(self) -> str:
         return f"blocked: {self.reason}"
+
+
+@dataclass
+class GuardrailError(RunError):
+    """A guardrail raised (not ``RunBlocked``): the run ended with status ``error``, its record closed and
+    its history valid — a guardrail that cannot decide never lets the text through."""
+
+    guardrail: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"guardrail {self.guardrail} raised {self.error}"
 
 
 @dataclass

@@ -4,7 +4,8 @@ Agents SDK's tripwires.
 A guardrail is a plain function (sync or async) of the text or output that returns ``None`` to let it
 pass, or the reason to refuse it (raising ``RunBlocked(reason)`` does the same). A refused run ends with
 status ``blocked`` and the reason in ``result.error`` — its record closed, its history valid; a refused
-output is not returned.
+output is not returned. A guardrail that raises anything else ends the run with status ``error``
+(``GuardrailError``), closed the same way.
 
     def no_card_numbers(text: str) -> str | None:
         return "the question holds a card number" if re.search(r"\\b(?:\\d[ -]?){13,16}\\b", text) else None
@@ -18,15 +19,16 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from .errors import RunBlocked
+from .errors import GuardrailError, RunBlocked, RunError
 
 __all__ = ["Guardrail", "first_refusal"]
 
 Guardrail = Callable[[Any], "Awaitable[str | None] | str | None"]
 
 
-async def first_refusal(guardrails: Iterable[Guardrail], value: Any) -> RunBlocked | None:
-    """Run the guardrails in order; the first refusal, or ``None`` when all let ``value`` pass."""
+async def first_refusal(guardrails: Iterable[Guardrail], value: Any) -> RunError | None:
+    """Run the guardrails in order; the first refusal (``RunBlocked``), a ``GuardrailError`` for one that
+    raised anything else (it could not decide, so nothing passes), or ``None`` when all let ``value`` pass."""
     for guard in guardrails:
         try:
             verdict = guard(value)
@@ -34,6 +36,9 @@ async def first_refusal(guardrails: Iterable[Guardrail], value: Any) -> RunBlock
                 verdict = await verdict
         except RunBlocked as refusal:
             return refusal
+        except Exception as exc:  # noqa: BLE001 - user code: its failure ends the run, it never escapes it
+            name = getattr(guard, "__qualname__", None) or type(guard).__name__
+            return GuardrailError(name, f"{type(exc).__name__}: {exc}")
         if verdict:
             return RunBlocked(str(verdict))
     return None

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from .acting import act, answer_calls, stored_outcome, take_answer
 from .approval import Decision, PendingCall, unfence
 from .context import ContextWindow
-from .errors import ReactAgentError, RunError, ToolRetriesExceeded, UnexpectedModelBehavior
+from .errors import ReactAgentError, RunBlocked, RunError, ToolRetriesExceeded, UnexpectedModelBehavior
 from .guardrails import first_refusal
 from .history import Turn
 from .journal import Journal
@@ -175,7 +175,7 @@ async def _opening(state: RunState, turn: Turn | None) -> NextStep:
         return await _guarded(state, _journaled_answer(state, turn))
     if not state.steps and (refusal := await first_refusal(state.agent.input_guardrails,
                                                            _last_user_text(state.history))):
-        return Stop("blocked", refusal)
+        return Stop("blocked" if isinstance(refusal, RunBlocked) else "error", refusal)
     return RunAgain()
 
 
@@ -255,7 +255,7 @@ async def _guarded(state: RunState, next_step: NextStep) -> NextStep:
     not returned)."""
     if isinstance(next_step, FinalOutput) and (refusal := await first_refusal(state.agent.output_guardrails,
                                                                               next_step.output)):
-        return Stop("blocked", refusal)
+        return Stop("blocked" if isinstance(refusal, RunBlocked) else "error", refusal)
     return next_step
 
 

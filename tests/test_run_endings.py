@@ -126,6 +126,41 @@ def test_an_output_guardrail_withholds_the_answer(store):
     assert store.run(result.run_id).output is None
 
 
+def test_a_guardrail_that_raises_ends_the_run_error_and_closed(store):
+    """It escaped `run` and left the record `running`."""
+    def broken(text) -> None:
+        raise ValueError("no idea")
+
+    for where in ("input_guardrails", "output_guardrails"):
+        model = ScriptedModel([reply("card 4111 on file")])
+        agent = Agent(model=model, store=store, **{where: [broken]})
+        result = agent.run_sync("what card?")
+        assert (result.status, result.error_type, result.output) == ("error", "GuardrailError", None), where
+        assert "broken raised ValueError: no idea" in (result.error or "")
+        closed(agent, result.run_id, "error")
+        assert len(model.requests) == (0 if where == "input_guardrails" else 1)
+
+
+def test_an_approval_policy_that_raises_leaves_the_call_to_a_human(store):
+    """It escaped `run` and left the record `running`; a policy that cannot decide fails closed."""
+    def policy(arguments, context) -> bool:
+        raise ValueError("limit table missing")
+
+    @tool(side_effects=True, requires_approval=policy)
+    def pay(amount: int) -> str:
+        """Pay an amount."""
+        RAN.append(f"pay {amount}")
+        return f"paid {amount}"
+
+    model = ScriptedModel([tool_call("pay", {"amount": 5}), reply("done")])
+    agent = Agent(tools=[pay, lookup], model=model, store=store)
+    result = agent.run_sync("pay 5")
+    assert result.status == "awaiting_approval" and RAN == []
+    (waiting,) = result.pending
+    assert waiting.tool == "pay" and "approval policy raised ValueError: limit table missing" in waiting.reason
+    assert store.run(result.run_id).status == "awaiting_approval"
+
+
 def test_a_guardrail_may_raise_run_blocked_and_answer_tool_outputs_are_checked(store):
     def strict(output) -> None:
         raise RunBlocked("nothing leaves today")
