@@ -214,6 +214,7 @@ def _session_routes(app: FastAPI, manager: RunManager, store: Store) -> None:
         if session in manager.busy:
             raise Conflict(f"run {manager.busy[session]} is running on session {session!r}; cancel it first")
         store.delete_session(session)
+        manager.forget_session(session)  # its runs kept in memory go too: unreadable, like the journal's
         return Response(status_code=204)
 
 

@@ -253,6 +253,12 @@ class RunManager:
         await asyncio.wait({channel.task})
         return channel
 
+    def forget_session(self, session: str) -> None:
+        """Drop the channels of the runs on ``session`` (being deleted), so no route can still read them
+        from memory. The session must have no run running (the caller refuses to delete it then)."""
+        for run_id in [r for r, c in self.channels.items() if c.session == session]:
+            del self.channels[run_id]
+
     def _evict(self) -> None:
         for run_id in [r for r, c in self.channels.items() if not c.running][:max(0, len(self.channels) - self.keep)]:
             del self.channels[run_id]
