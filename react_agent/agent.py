@@ -405,12 +405,19 @@ class Agent:
                    ) -> tuple[list[tuple[int, int, dict[str, Any]]], dict[str, dict[str, Decision]]]:
         """The decisions on a paused run's waiting calls, checked before anything is written: one per
         waiting call — its own, and those of the nested runs its calls wait on (passed on to them, by
-        run id) — and edited arguments valid for the tool."""
-        waiting = {turn.calls[i]["id"]: i for i in sorted(turn.pending - set(turn.results))} if turn else {}
+        run id) — and edited arguments valid for the tool.
+
+        A call decided before a crash keeps its journaled decision (it is not waiting any more). A run
+        that died before its pause was journaled (status still ``running``) and is resumed without
+        decisions goes on to that pause: its undecided calls wait again (``acting``)."""
+        decided = set(turn.decisions) if turn else set()
+        waiting = {turn.calls[i]["id"]: i for i in sorted(turn.pending - set(turn.results) - decided)} if turn else {}
         nested_waiting = self._nested_waiting(turn) if turn else {}
         if not waiting and not nested_waiting:
             if approvals:
                 raise UserError(f"run {record.run_id} has no call waiting for approval")
+            return [], {}
+        if not approvals and record.status != "awaiting_approval":
             return [], {}
         given = dict(approvals or {})
         if missing := [c for c in [*waiting, *nested_waiting] if c not in given]:

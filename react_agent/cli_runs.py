@@ -95,6 +95,9 @@ def _paused_or_crashed(run_id: str, *, paused: bool = False) -> RunRecord:
     record = store.run(run_id) if store.path.exists() else None
     if record is None:
         raise UserError(f"no run with id {run_id!r} in {_where(store.path)}")
+    if paused and record.status == "running":  # its process died (or it runs elsewhere) before any pause
+        raise UserError(f"run {run_id} is not awaiting approval (status 'running'); if its process died, "
+                        f"`python -m react_agent resume {run_id}` takes it up (calls still undecided wait again)")
     if paused and record.status != "awaiting_approval":
         raise UserError(f"run {run_id} is not awaiting approval (status {record.status!r})")
     if record.status not in RESUMABLE:
