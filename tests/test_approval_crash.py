@@ -19,7 +19,7 @@ AGENT = textwrap.dedent('''
     import sys
     from pathlib import Path
 
-    from react_agent import Agent, DiskStore, UserError, tool
+    from react_agent import Agent, Approve, DiskStore, tool
     from react_agent.testing import ScriptedModel, reply, tool_call
 
     LEDGER = Path(sys.argv[2]) / "ledger.txt"
