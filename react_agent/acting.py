@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["Settled", "act", "answer_calls", "restore_streaks", "stored_outcome", "take_answer"]
 
 T = TypeVar("T")
+EDITED_NOTE = "A human approved this call with edited arguments; it ran with: "  # then the JSON, then the result
 
 
 async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message: dict[str, Any] | None = None,
@@ -51,7 +52,8 @@ async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message:
     for i, outcome in sorted(outcomes.items()):
         yield ToolEnd(_observation(calls[i], outcome), step.index)
 
-    running = _Calls(state, seq, calls, contexts, settled.nested, here=SYNC_CALLER.get())
+    edited = settled.edited
+    running = _Calls(state, seq, calls, contexts, settled.nested, edited, here=SYNC_CALLER.get())
     invoke = running.invoke
     # Each call runs in a copy of the run's context: a sync call wherever it runs (a worker, or here), an
     # async call in a task of its own. A lone sync call so needs no task (a task costs a turn of the loop).
@@ -66,18 +68,18 @@ async def act(state: RunState, step: Step, calls: list[RawToolCall], *, message:
             i, ended = await next_done
             if ended is not None:
                 outcomes[i] = ended
-                yield ToolEnd(_observation(calls[i], ended), step.index)
+                yield ToolEnd(_observation(calls[i], ended, edited.get(i)), step.index)
         for index, known, arguments in runnable:
             if known.sequential:
                 journal.started(seq, [index])
                 i, ended = await invoke(index, known, arguments, alone=True)
                 if ended is not None:
                     outcomes[i] = ended
-                    yield ToolEnd(_observation(calls[i], ended), step.index)
+                    yield ToolEnd(_observation(calls[i], ended, edited.get(i)), step.index)
     finally:  # the run was stopped from outside (a hook, the consumer): nothing keeps running unseen
         for task in tasks:
             task.cancel()
-    answer_calls(state, step, calls, outcomes)  # the waiting calls stay open in the journal
+    answer_calls(state, step, calls, outcomes, edited)  # the waiting calls stay open in the journal
     state.pending = [*settled.pending, *running.nested_pending]
     state.turn = None
 
@@ -91,15 +93,20 @@ class _Calls:
     calls: list[RawToolCall]
     contexts: list[ToolContext]  # each call's
     nested: dict[int, str]  # resumed calls that go on with the paused nested run they wait on
+    edited: dict[int, str]  # calls run with arguments a human edited on approval (JSON)
     here: bool  # run_sync: a lone sync call may run in the caller's thread
     nested_pending: list[PendingCall] = field(default_factory=list)  # what paused nested runs wait on
 
-    def seen(self, tool: Tool, outcome: ToolOutcome) -> dict[str, Any]:
-        """The outcome as the model will see it: cut to ``max_tool_output``, fenced if untrusted."""
+    def seen(self, i: int, tool: Tool, outcome: ToolOutcome) -> dict[str, Any]:
+        """The outcome as the model will see it: cut to ``max_tool_output``, fenced if untrusted — and, for
+        a call a human edited on approval, saying so with the arguments it ran with (kept as ``arguments``)."""
         content = truncate(outcome.content, self.state.agent.max_tool_output)
+        shown = {**stored_outcome(outcome), "content": content}
         if tool.untrusted_output:
-            return {**stored_outcome(outcome), "content": fence(content, self.state.fence), "untrusted": True}
-        return {**stored_outcome(outcome), "content": content}
+            shown.update(content=fence(content, self.state.fence), untrusted=True)
+        if (edited := self.edited.get(i)) is not None:
+            shown.update(content=f"{EDITED_NOTE}{edited}\n{shown['content']}", arguments=edited)
+        return shown
 
     def keeper(self, i: int, tool: Tool) -> Callable[[ToolOutcome], None]:
         journal = self.state.journal
@@ -112,7 +119,7 @@ class _Calls:
             if (paused := _paused_nested(outcome)) is not None:
                 journal.waiting(self.seq, i, paused.run_id)
                 return
-            journal.result(self.seq, i, self.seen(tool, outcome),
+            journal.result(self.seq, i, self.seen(i, tool, outcome),
                            defer=bool(tool.idempotent) and outcome.ms < journal.defer_ms)
         return keep
 
@@ -132,7 +139,7 @@ class _Calls:
             self.nested_pending.extend(p if p.run_id else p.model_copy(update={
                 "run_id": paused.run_id, "call_id": nested_call_id(paused.run_id, p.call_id)}) for p in paused.pending)
             return i, None
-        shown = self.seen(tool, outcome)
+        shown = self.seen(i, tool, outcome)
         outcome.content = shown["content"]
         state.tainted = state.tainted or tool.untrusted_output
         state.journal.result(self.seq, i, shown)  # a timeout (the tool never returned): no-op otherwise
@@ -165,6 +172,7 @@ class Settled:
     runnable: list[tuple[int, Tool, BaseModel]]  # calls to run, with their validated arguments
     pending: list[PendingCall]  # calls that wait for a human decision
     nested: dict[int, str] = field(default_factory=dict)  # resumed calls that go on with a paused nested run
+    edited: dict[int, str] = field(default_factory=dict)  # calls to run with arguments a human edited (JSON)
 
 
 async def _settle(state: RunState, step: Step, calls: list[RawToolCall], contexts: list[ToolContext], *,
@@ -183,6 +191,7 @@ async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context
     pending: list[PendingCall] = []
     streaks = _update_streaks(state, calls)
     nested: dict[int, str] = {}
+    edited: dict[int, str] = {}
     for i, call in enumerate(calls):
         if resumed is not None and (stored := resumed.results.get(i)) is not None:
             outcomes[i] = ToolOutcome(stored["kind"], stored["content"], ms=float(stored.get("ms") or 0.0))
@@ -200,6 +209,8 @@ async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context
             "skipped", "Not run: the run stopped (token budget).")
         found = planned if isinstance(planned, ToolOutcome) else await _gate(
             state, call, planned, contexts[i], resumed=resumed, index=i)
+        if isinstance(found, tuple) and not isinstance(planned, ToolOutcome) and found[1] is not planned[1]:
+            edited[i] = json.dumps(found[0].dump_arguments(found[1], mode="json"), ensure_ascii=False)
         if isinstance(found, ToolOutcome):
             outcomes[i] = fresh[i] = found
         elif isinstance(found, PendingCall):
@@ -212,7 +223,7 @@ async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context
             journal.result(resumed.seq, i, stored_outcome(outcome))
         if parallel:
             journal.started(resumed.seq, parallel)
-        return Settled(resumed.seq, outcomes, runnable, pending, nested)
+        return Settled(resumed.seq, outcomes, runnable, pending, nested, edited)
     assert message is not None
     state.history.append(message)
     waiting = [i for i, call in enumerate(calls) if any(p.call_id == call.id for p in pending)]
@@ -272,13 +283,14 @@ def stored_outcome(outcome: ToolOutcome) -> dict[str, Any]:
     return {"kind": outcome.kind, "content": outcome.content, "ms": outcome.ms}
 
 
-def answer_calls(state: RunState, step: Step, calls: list[RawToolCall], outcomes: dict[int, ToolOutcome]) -> None:
+def answer_calls(state: RunState, step: Step, calls: list[RawToolCall], outcomes: dict[int, ToolOutcome],
+                 edited: Mapping[int, str] | None = None) -> None:
     """One tool message per answered call, in call order (so requests are deterministic); count failures.
     Only calls waiting for approval have no outcome: the run pauses with them open."""
     for i, call in enumerate(calls):
         if (outcome := outcomes.get(i)) is None:
             continue
-        step.observations.append(_observation(call, outcome))
+        step.observations.append(_observation(call, outcome, (edited or {}).get(i)))
         state.history.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
         if outcome.ok:
             state.failures.pop(call.name, None)
@@ -305,8 +317,9 @@ def _plan(state: RunState, step: Step, call: RawToolCall, streak: int) -> tuple[
         return ToolOutcome("invalid_arguments", describe_validation_error(known, call.arguments, exc))
 
 
-def _observation(call: RawToolCall, outcome: ToolOutcome) -> Observation:
-    return Observation(call_id=call.id, tool=call.name, kind=outcome.kind, content=outcome.content, ms=outcome.ms)
+def _observation(call: RawToolCall, outcome: ToolOutcome, edited: str | None = None) -> Observation:
+    return Observation(call_id=call.id, tool=call.name, kind=outcome.kind, content=outcome.content, ms=outcome.ms,
+                       arguments=edited)
 
 
 def restore_streaks(state: RunState, turns: list[Turn]) -> None:

@@ -78,7 +78,7 @@ class Turn:
         actions = [ToolCall(id=c["id"], name=c["function"]["name"], arguments=c["function"]["arguments"])
                    for c in self.calls]
         observations = [Observation(call_id=a.id, tool=a.name, kind=r["kind"], content=r["content"],
-                                    ms=float(r.get("ms") or 0.0))
+                                    ms=float(r.get("ms") or 0.0), arguments=r.get("arguments"))
                         for i, a in enumerate(actions) if (r := self.results.get(i)) is not None]
         thought = (self.message.get("content") or None) if self.calls else None
         answer = self.answer if self.calls else (self.answer or self.message.get("content") or "")

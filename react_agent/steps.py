@@ -51,6 +51,7 @@ class Observation(BaseModel):
     #            interrupted | blocked | denied
     content: str
     ms: float = 0.0
+    arguments: str | None = None  # the arguments it ran with (JSON), when a human edited the model's on approval
 
     @property
     def ok(self) -> bool:

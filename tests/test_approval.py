@@ -9,7 +9,9 @@ import pytest
 from conftest import assert_valid_history, history_problems
 
 from react_agent import Agent, DiskStore, UserError, tool
+from react_agent.acting import EDITED_NOTE
 from react_agent.approval import Approve, Deny
+from react_agent.history import fold
 from react_agent.steps import ToolStart
 from react_agent.testing import Request, ScriptedModel, reply, tool_call, tool_calls
 
@@ -113,6 +115,27 @@ def test_approve_with_edited_arguments_validates_them_first(store):
     _, _, result = resume_in_a_new_process(store, [reply("refunded 25")], run_id,
                                            {"call_2": Approve(arguments={"order": "7", "amount": 25})})
     assert result.status == "completed" and DONE == ["lookup 7", "refund 7 25"]
+
+
+def test_an_edit_on_approval_is_on_the_record_and_the_model_reads_it(store):
+    """The action stays what the model asked (amount 40); the observation says what ran (25) — in the
+    result, the events, the model's next request and the record read back. The edit used to leave no trace."""
+    run_id, _ = paused_run(store)
+    agent, model, result = resume_in_a_new_process(store, [reply("refunded 25")], run_id,
+                                                   {"call_2": Approve(arguments={"order": "7", "amount": 25})})
+    ran = '{"order": "7", "amount": 25}'
+    step = result.steps[0]
+    assert json.loads(step.actions[1].arguments) == {"order": "7", "amount": 40}  # what the model asked
+    refund_seen = step.observations[1]
+    assert (refund_seen.tool, refund_seen.arguments) == ("refund", ran)
+    assert refund_seen.content == f"{EDITED_NOTE}{ran}\nrefunded 25 USD on order 7"
+    assert step.observations[0].arguments is None  # lookup ran as the model asked
+    told = [m["content"] for m in model.requests[0].messages if m["role"] == "tool"]
+    assert told[1] == refund_seen.content
+    (stored,) = agent.store.session("s1").messages()[-1:]  # the final answer; the tool message before it:
+    assert stored["content"] == "refunded 25"
+    read_back = fold(agent.store.entries("s1")).steps(run_id)[0].observations[1]
+    assert read_back == refund_seen
 
 
 def test_every_waiting_call_needs_a_decision(store):

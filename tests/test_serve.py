@@ -21,6 +21,7 @@ from conftest import ROOT, history_problems
 from httpx_sse import connect_sse
 
 from react_agent import Agent, tool
+from react_agent.acting import EDITED_NOTE
 from react_agent.errors import UserError
 from react_agent.router import Router, classifier_agent
 from react_agent.serve import create_app
@@ -269,8 +270,11 @@ def test_approval_over_http_pauses_then_continues(store: Any) -> None:
         rest = sse_events(http, "GET", f"/v1/runs/{run_id}/events", headers={"Last-Event-ID": str(events_before)})
         assert ids(rest)[0] == events_before + 1
         assert rest[-1].json()["result"]["status"] == "completed"
-        assert any(e.event == "tool_end" and e.json()["observation"]["content"] == "refunded 136.49 on 1003"
-                   for e in rest)
+        [ran] = [e.json()["observation"] for e in rest if e.event == "tool_end"]
+        edited = '{"order_id": "1003", "amount": 136.49}'  # on the record, and what the model reads next
+        assert (ran["content"], ran["arguments"]) == (f"{EDITED_NOTE}{edited}\nrefunded 136.49 on 1003", edited)
+        steps = http.get(f"/v1/runs/{run_id}").json()["steps"]
+        assert steps[0]["observations"][0]["arguments"] == edited
         assert http.post(f"/v1/runs/{run_id}/approvals", json={"decisions": {call: {"approve": True}}}
                          ).status_code == 409  # not paused any more
         assert history_problems(store.messages("b1")) == []
