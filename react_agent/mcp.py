@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
+import os
 import re
+import signal
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -148,6 +152,7 @@ class MCPServer:
         self._users = 0  # runs using the connection now
         self._held = False  # kept open across runs (``Agent.open`` / ``async with agent``)
         self._errlog: Any = None
+        self._process: Any = None  # a stdio server's child, once spawned (see ``_watch_spawns``)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -197,7 +202,9 @@ class MCPServer:
             async with asyncio.timeout(self.start_timeout):
                 listed = await asyncio.shield(ready)
         except TimeoutError:
+            self._kill()  # it never answered: no grace period for a polite exit (the SDK's is 2 s)
             tail = await self._end()
+            _retrieved(ready)
             raise MCPServerError(self.name, f"did not answer within {self.start_timeout:g}s{tail}") from None
         except Exception as exc:  # noqa: BLE001 - whatever the transport raised, said in one line
             tail = await self._end()
@@ -224,13 +231,19 @@ class MCPServer:
                 await stop.wait()
         except BaseException as exc:  # handed to ``connect``, or kept in ``died``; a cancel goes on
             if not ready.done():
-                ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(_why(exc)))
+                if isinstance(exc, asyncio.CancelledError):  # ``connect`` gave up (or is cancelled): no
+                    ready.cancel()  # exception left on a future nobody reads ("never retrieved")
+                else:
+                    ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(_why(exc)))
             elif not stop.is_set():
                 self.died = _why(exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
         finally:
             self._client = None
+
+    def _kill(self) -> None:
+        """Kill a stdio server's process (its process group on POSIX) at once; nothing for other kinds."""
 
     async def _end(self) -> str:
         """Stop the connection's task (and a stdio server's process); the end of its stderr."""
@@ -245,6 +258,7 @@ class MCPServer:
                 if not done:
                     task.cancel()
                     await asyncio.wait({task}, timeout=5)
+        self._process = None
         tail = self._stderr_tail()
         if self._errlog is not None:
             self._errlog.close()
@@ -313,6 +327,12 @@ class MCPServer:
         return made
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a finished future's exception as seen: nobody else will read it."""
+    if future.done() and not future.cancelled():
+        future.exception()
+
+
 def _why(exc: BaseException) -> str:
     """An exception in one line; an exception group by its first leaf (anyio wraps transport errors)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -339,7 +359,47 @@ class MCPServerStdio(MCPServer):
 
         self._errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in _end
         params = StdioServerParameters(command=self.command, args=self.args, env=self.env or None, cwd=self.cwd)
+        self._process = None
+        _watch_spawns()
+        _spawned.set(self)  # in the connection's own task (its own context): only this server's spawn
         return stdio_client(params, errlog=self._errlog)
+
+    def _kill(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(OSError, ProcessLookupError):
+            if sys.platform != "win32":
+                os.killpg(process.pid, signal.SIGKILL)  # the SDK starts it in a new session: pgid == pid
+            else:  # pragma: no cover - the SDK's Windows job object ends the tree when it closes
+                process.kill()
+
+
+_spawned: contextvars.ContextVar[MCPServerStdio | None] = contextvars.ContextVar("mcp_spawned", default=None)
+_wrappers: list[Any] = []  # the SDK spawn function's wrapper, once made
+
+
+def _watch_spawns() -> None:
+    """Let a stdio server see its child process: the SDK's ``stdio_client`` keeps it to itself, and on
+    leaving waits 2 s for a server that never answered to exit on its own (its stdin closed) before
+    killing it, which a start timeout must not add. Wraps the SDK's spawn function once; the server
+    being started in the current task (``_spawned``) is told the process. Without that function (another
+    SDK version) nothing is wrapped: a timed-out start is then just slower to clean up."""
+    import mcp.client.stdio as sdk  # noqa: PLC0415
+
+    spawn = getattr(sdk, "_create_platform_compatible_process", None)
+    if spawn is None or spawn in _wrappers:
+        return
+
+    async def watched(*args: Any, **kwargs: Any) -> Any:
+        process = await spawn(*args, **kwargs)
+        server = _spawned.get()
+        if server is not None:
+            server._process = process
+        return process
+
+    _wrappers.append(watched)
+    sdk._create_platform_compatible_process = watched
 
 
 class MCPServerHTTP(MCPServer):
