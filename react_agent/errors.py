@@ -110,13 +110,15 @@ class ReplayMismatchError(UserError):
 @dataclass
 class StoreCorruptError(UserError):
     """The store holds something this package did not write (or cannot read): it is reported, never
-    loaded — a store cannot run code."""
+    loaded — a store cannot run code. ``path`` is empty where the reader does not know the store's place
+    (a session log folded from its entries)."""
 
     path: str
     what: str
 
     def __str__(self) -> str:
-        return f"the store at {self.path} holds {self.what}; it was not loaded"
+        where = f"the store at {self.path}" if self.path else "the store"
+        return f"{where} holds {self.what}; it was not loaded"
 
 
 class RunError(ReactAgentError):
@@ -180,7 +182,8 @@ class IncompleteResponseError(ModelHTTPError):
         tries = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
         text = (f"; {self.streamed_chars} characters had already been streamed, so it was not retried"
                 if self.streamed_chars else "")
-        return (f"model request failed: the stream ended before the response was complete "
+        to = f" to {self.url}" if self.url else ""
+        return (f"model request{to} failed: the stream ended before the response was complete "
                 f"(no finish_reason, no [DONE]) after {tries}{text}")
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from .approval import PendingCall
+from .errors import StoreCorruptError
 from .steps import Observation, RunResult, RunStatus, Step, ToolCall
 from .usage import Usage
 
@@ -127,8 +128,72 @@ def _turn(entry: dict[str, Any], body: dict[str, Any]) -> Turn:
     return turn
 
 
+def _objects(value: Any, what: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"{what} is not a list of objects")
+    return value
+
+
+def _check(entry: dict[str, Any]) -> None:
+    """The shape ``fold`` relies on, for the kinds it reads (an unknown kind is skipped): a ``ValueError``
+    saying what is wrong with an entry the journal did not write."""
+    kind = entry.get("kind")
+    if kind in ("start", "messages"):
+        for message in _objects(entry.get("messages") or [], "messages"):
+            if not isinstance(message.get("role"), str):
+                raise ValueError("a message has no role")
+    body = entry.get("turn") if kind == "end" else entry if kind == "turn" else None
+    if body is not None:
+        if not isinstance(entry.get("seq"), int):
+            raise ValueError("the turn has no number")
+        _check_turn(body)
+    if kind in ("result", "started", "decision", "waiting") and not isinstance(entry.get("turn"), int):
+        raise ValueError(f"a {kind} entry names no turn")
+    if kind in ("result", "decision", "waiting") and not isinstance(entry.get("index"), int):
+        raise ValueError(f"a {kind} entry names no call")
+    if kind == "result":
+        _outcome(entry.get("outcome"))
+    if kind == "decision" and not isinstance(entry.get("decision"), dict):
+        raise ValueError("a decision is not an object")
+
+
+def _check_turn(body: Any) -> None:
+    if not isinstance(body, dict) or not isinstance(message := body.get("message"), dict):
+        raise ValueError("the turn has no message object")
+    for call in _objects(message.get("tool_calls") or [], "tool_calls"):
+        if not (isinstance(call.get("id"), str) and isinstance(function := call.get("function"), dict)
+                and isinstance(function.get("name"), str) and isinstance(function.get("arguments"), str)):
+            raise ValueError("a tool call lacks its id, name or arguments")
+    for answered in body.get("answered") or []:
+        if not (isinstance(answered, list) and len(answered) == 2 and isinstance(answered[0], int)):
+            raise ValueError("an answered call is not [index, outcome]")
+        _outcome(answered[1])
+    for key in ("started", "pending"):
+        if not all(isinstance(i, int) for i in body.get(key) or []):
+            raise ValueError(f"{key} is not a list of call indices")
+    _objects(body.get("after") or [], "after")
+
+
+def _checked(entries: Sequence[dict[str, Any]]) -> None:
+    """Every entry has the shape ``fold`` relies on, or a ``StoreCorruptError`` names the first that has not."""
+    for entry in entries:
+        try:
+            _check(entry)
+        except ValueError as exc:
+            raise StoreCorruptError("", f"a session log entry it did not write (entry {entry.get('seq')!r}, "
+                                        f"kind {entry.get('kind')!r}: {exc})") from None
+
+
+def _outcome(outcome: Any) -> None:
+    if not (isinstance(outcome, dict) and isinstance(outcome.get("kind"), str)
+            and isinstance(outcome.get("content"), str)):
+        raise ValueError("an outcome lacks its kind or content")
+
+
 def fold(entries: Sequence[dict[str, Any]]) -> Folded:
-    """The conversation history and the runs' turns, from a session's entries in order."""
+    """The conversation history and the runs' turns, from a session's entries in order. An entry the
+    journal did not write (a hand-edited or hostile store) is a ``StoreCorruptError``, never a crash."""
+    _checked(entries)
     turns: dict[int, Turn] = {}
     ends: dict[str, dict[str, Any]] = {}
     runs: list[str] = []

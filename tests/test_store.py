@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pickle
 import sqlite3
@@ -163,6 +164,35 @@ def test_a_value_that_is_not_json_is_reported(store):
     database.commit()
     with pytest.raises(StoreCorruptError, match="not JSON"):
         DiskStore(store.path).entries("s1")
+
+
+START = {"kind": "start", "run": "r1", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize("value", [
+    [START, {"kind": "turn"}],  # a turn without its message
+    [{"kind": "start", "run": "r1", "messages": "notalist"}],
+    [START, {"kind": "turn", "run": "r1", "message": {"role": "assistant", "tool_calls": [{"id": 1}]}}],
+    [START, {"kind": "result", "run": "r1", "turn": 1, "index": 0, "outcome": "ok"}],
+])
+@pytest.mark.parametrize("argv", [["sessions", "list"], ["sessions", "show", "s1"], ["show", "r1"]])
+def test_an_entry_the_journal_did_not_write_is_reported_in_one_line(tmp_path, monkeypatch, capsys, value, argv):
+    """Valid JSON of the wrong shape (a hand-edited or hostile row) was a traceback (KeyError, AttributeError)."""
+    monkeypatch.chdir(tmp_path)
+    store = DiskStore(default_store_path())
+    store.write("s1", [{"kind": "start", "run": "r1", "messages": [say("hi")]},
+                       {"kind": "turn", "run": "r1", "message": {"role": "assistant", "content": "hello"}}],
+                runs=[RunRecord(run_id="r1", session="s1", agent="a")])
+    store.close()
+    database = sqlite3.connect(default_store_path() / "cache.db")
+    database.execute("UPDATE Cache SET value = ? WHERE key = 'e:s1:0'", (json.dumps(value).encode(),))
+    database.commit()
+    database.close()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the store holds a session log entry it did not write") and err.count("\n") == 1, err
+    with pytest.raises(StoreCorruptError):
+        Agent(model=ScriptedModel([reply("x")]), store=DiskStore(default_store_path())).run_sync("again", session="s1")
 
 
 def test_a_tool_step_costs_one_commit_of_four_statements(store, monkeypatch):
