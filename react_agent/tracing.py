@@ -2,7 +2,10 @@
 
 A subscriber to the run's events, like any hook — the loop knows nothing of it. Each run is a span
 ``invoke_agent AGENT``; each model request ``chat MODEL`` (from the step's usage and latency, with its
-real start and end times); each tool call ``execute_tool TOOL``. A run started inside a tool call (an
+real start and end times); each tool call ``execute_tool TOOL``. A request that failed is a ``chat`` span
+with an error status, ``error.type`` and an ``exception`` event: each model a ``FallbackModel`` gave up
+on (it tells ``fallback.watch_failures``, with the times), and the request whose failure ended the run
+(from the run's end: it began when the step before it ended). A run started inside a tool call (an
 agent used as a tool, a router's specialist) is a child span: of that tool call's span when it is the
 only call of its parent running, else of the parent run's span. Errors set the span status.
 
@@ -22,12 +25,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .steps import Event, RunEnd, RunStart, StepEnd, ToolEnd, ToolStart
+from .fallback import FallbackStep, stop_watching, watch_failures
+from .steps import Event, RunEnd, RunResult, RunStart, StepEnd, ToolEnd, ToolStart
 
 __all__ = ["Tracer", "tracing_hooks"]
 
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _FAILED = {"invalid_arguments", "unknown_tool", "tool_error", "timeout", "interrupted"}
+# errors that end a run while no model request is under way
+_NOT_A_REQUEST = {"HookError", "ToolRetriesExceeded", "ContextBudgetExceeded"}
 
 
 @dataclass(eq=False)
@@ -36,6 +42,9 @@ class _RunSpans:
     span: Any
     tools: dict[str, Any] = field(default_factory=dict)  # call id -> its open span
     token: contextvars.Token[_RunSpans | None] | None = None
+    watching: contextvars.Token[Any] | None = None  # of fallback.watch_failures
+    asking_since: int | None = None  # time_ns a model request may have begun (None: a tool step is under way)
+    failed: FallbackStep | None = None  # the last failure a FallbackModel told of since then
 
 
 _current: contextvars.ContextVar[_RunSpans | None] = contextvars.ContextVar("react_agent_run_span", default=None)
@@ -79,11 +88,12 @@ class Tracer:
         if _capture():
             attributes["gen_ai.input.messages"] = json.dumps([{"role": "user", "content": event.input}])
         span = self._tracer.start_span(f"invoke_agent {event.agent}", context=context, attributes=attributes)
-        run = _RunSpans(event.run_id, span)
+        run = _RunSpans(event.run_id, span, asking_since=time.time_ns())
         run.token = _current.set(run)  # tool tasks (and the runs they start) are created after this
+        run.watching = watch_failures(self._request_failed)
         self._runs[event.run_id] = run
 
-    def _run_of(self, event: Event) -> _RunSpans | None:
+    def _run_of(self, event: Event | None) -> _RunSpans | None:
         run = _current.get()
         return run if run is not None and self._runs.get(run.run_id) is run else None
 
@@ -91,6 +101,7 @@ class Tracer:
         run = self._run_of(event)
         if run is None:
             return
+        run.asking_since = None
         call = event.call
         attributes: dict[str, Any] = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name,
                                       "gen_ai.tool.call.id": call.id, "gen_ai.tool.type": "function"}
@@ -103,6 +114,7 @@ class Tracer:
         run = self._run_of(event)
         if run is None:
             return
+        run.asking_since = None
         obs = event.observation
         span = run.tools.pop(obs.call_id, None)
         if span is None:  # answered without running (e.g. the answer tool): a span of its own
@@ -121,10 +133,20 @@ class Tracer:
     def _step_end(self, event: StepEnd) -> None:
         run = self._run_of(event)
         step = event.step
-        if run is None or not step.usage.requests:
+        if run is None:
             return
-        end_ns = time.time_ns() - int(max(step.ms - step.usage.latency_ms, 0.0) * 1e6)
-        start_ns = end_ns - int(step.usage.latency_ms * 1e6)
+        # a step that answered ends the run (unless its answer was sent back): no request after it
+        now, failed = time.time_ns(), run.failed
+        run.asking_since = now if step.answer is None or step.note is not None else None
+        run.failed = None
+        if not step.usage.requests:
+            return
+        if failed is not None:  # the request that answered began when the model before it failed
+            start_ns = failed.ended_ns
+            end_ns = min(start_ns + int(step.usage.latency_ms * 1e6), now)
+        else:
+            end_ns = now - int(max(step.ms - step.usage.latency_ms, 0.0) * 1e6)
+            start_ns = end_ns - int(step.usage.latency_ms * 1e6)
         model = step.model or ""
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat", "gen_ai.request.model": model, "gen_ai.response.model": model,
@@ -140,11 +162,44 @@ class Tracer:
                                        kind=self._trace.SpanKind.CLIENT, attributes=attributes, start_time=start_ns)
         span.end(end_time=max(end_ns, start_ns))
 
+    def _request_failed(self, failure: FallbackStep) -> None:
+        """A model of a ``FallbackModel`` failed (told by ``fallback.watch_failures``)."""
+        run = self._run_of(None)
+        if run is None:
+            return
+        run.failed = failure
+        self._failed_chat(run, failure)
+
+    def _failed_chat(self, run: _RunSpans, failure: FallbackStep) -> None:
+        error_type = failure.error_type or "error"
+        attributes: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.request.model": failure.model,
+                                      "error.type": error_type}
+        span = self._tracer.start_span(
+            f"chat {failure.model}", context=self._trace.set_span_in_context(run.span),
+            kind=self._trace.SpanKind.CLIENT, attributes=attributes, start_time=failure.started_ns)
+        end_ns = max(failure.ended_ns, failure.started_ns)
+        span.add_event("exception", {"exception.type": error_type, "exception.message": failure.error},
+                       timestamp=end_ns)
+        span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, failure.error[:500]))
+        span.end(end_time=end_ns)
+
+    def _request_failure_ended(self, run: _RunSpans, result: RunResult) -> None:
+        """The run ended in the failure of a model request under way: a ``chat`` span for it, unless a
+        ``FallbackModel`` told of that failure already."""
+        if (result.status != "error" or run.asking_since is None or result.error_type in _NOT_A_REQUEST
+                or (run.failed is not None and result.error == run.failed.error)):
+            return
+        self._failed_chat(run, FallbackStep(result.model, result.error or "", result.error_type or "",
+                                            run.asking_since, time.time_ns()))
+
     def _run_end(self, event: RunEnd) -> None:
         result = event.result
         run = self._runs.pop(result.run_id, None)
         if run is None:
             return
+        self._request_failure_ended(run, result)
+        if run.watching is not None:
+            stop_watching(run.watching)
         for span in run.tools.values():  # calls the run ended without an answer
             span.end()
         span = run.span

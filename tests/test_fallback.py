@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from react_agent import Agent, Approve, IncompleteResponseError, ModelHTTPError, tool
-from react_agent.fallback import FallbackModel
+from react_agent.fallback import FallbackModel, FallbackStep, stop_watching, watch_failures
 from react_agent.model import OpenAIModel
 from react_agent.resolve import resolve_model
 from react_agent.testing import ScriptedModel, reply, tool_call
@@ -70,6 +70,26 @@ async def test_the_last_models_failure_ends_the_run(store):
     result = await Agent(model=FallbackModel(first, second), store=store).run("hi")
 
     assert result.status == "error" and "connection failed" in (result.error or "")
+
+
+async def test_watchers_hear_of_every_failed_model_with_its_times(store):
+    first = ScriptedModel([_http(503)], name="primary")
+    second = ScriptedModel([_http(400)], name="backup")
+    model = FallbackModel(first, second)
+    heard: list[FallbackStep] = []
+    token = watch_failures(heard.append)
+    try:
+        assert watch_failures(heard.append) is None  # already watching: not twice
+        result = await Agent(model=model, store=store).run("hi")
+    finally:
+        assert token is not None
+        stop_watching(token)
+
+    assert result.status == "error"
+    assert [(f.model, f.error_type) for f in heard] == [("primary", "ModelHTTPError"), ("backup", "ModelHTTPError")]
+    assert "HTTP 503" in heard[0].error and "HTTP 400" in heard[1].error
+    assert 0 < heard[0].started_ns <= heard[0].ended_ns <= heard[1].started_ns <= heard[1].ended_ns
+    assert [f.model for f in model.failures] == ["primary"]  # only the one another model was asked after
 
 
 async def test_streaming_falls_back_before_any_text(store):
