@@ -66,8 +66,10 @@ bench: install-test
 	$(PY) bench/run.py
 
 # Re-record every shipped cassette from the real local model (a check that fails is fine: exit 1).
+# Exit 1 (a check failed: the small model answered wrong) still leaves a faithful recording; any other
+# code is a failure, and the target stops at the first one.
 record: install-local install-test
-	for f in tasks/*.yaml; do $(PY) -m react_agent run $$f --record || [ $$? -eq 1 ]; done
-	for f in tasks/eval/*.yaml; do $(PY) -m react_agent eval $$f --record || [ $$? -eq 1 ]; done
+	set -e; for f in tasks/*.yaml; do $(PY) -m react_agent run $$f --record || [ $$? -eq 1 ]; done
+	set -e; for f in tasks/eval/*.yaml; do $(PY) -m react_agent eval $$f --record || [ $$? -eq 1 ]; done
 	$(PY) examples/assistants_port/support_assistant.py --record || [ $$? -eq 1 ]  # the Assistants API port
 	$(PY) -m pytest tests/test_http_cassettes.py --record-mode=rewrite --allowed-hosts=127.0.0.1

@@ -13,6 +13,7 @@ import dataclasses
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -247,6 +248,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         _dump([_outcome_json(o) for o in outcomes])
     else:
+        for paused in (r for o in outcomes for r in o.results if r.status == "awaiting_approval"):
+            if decide is None:  # nobody at a terminal was asked: say what waits, and how to go on
+                _print_pending(console, paused)
         print_summary(console, outcomes, time.perf_counter() - started)
     return _exit_code([e for o in outcomes for e in o.could_not_run], all(o.passed for o in outcomes))
 
@@ -258,6 +262,9 @@ def _mode(args: argparse.Namespace) -> Mode | None:
 def _check_cassettes(args: argparse.Namespace, task_file: TaskFile) -> None:
     if not args.replay:
         return
+    if args.model:
+        raise UserError(f"--model {args.model} does nothing with --replay: a replay answers as the model the "
+                        "cassette was recorded from (record with --model to get another)")
     if args.cassettes is not None and not args.cassettes.is_dir():
         raise UserError(f"--cassettes {args.cassettes}: no such folder (a replay reads its cassettes from it)")
     from .runner import default_cassettes  # noqa: PLC0415
@@ -287,7 +294,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     task_file = args.taskfile.resolve() if args.taskfile else None
     agent = _chat_runner(task_file, args.agent, args.model)
     metadata = {"chat": True, "task_file": str(task_file) if task_file else None, "model": args.model}
-    session = args.session or f"chat-{int(time.time())}"
+    session = args.session or f"chat-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"  # two at once: two
     agent.hooks.append(TracePrinter(console, stream_text=True))
     tools = ", ".join(_tool_names(agent)) or "none"
     console.print(f"session {session} with {agent.name} (tools: {tools}). /exit, /quit or Ctrl-D ends.")

@@ -30,9 +30,12 @@ def state_dir() -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) readable by the owner only: 0700 whatever the umask."""
+    """Create ``path`` and its missing parents readable by the owner only (0700 whatever the umask); a
+    folder that exists already keeps its mode, except ``path`` itself, which is made 0700."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
     path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o700)
+    for made in (*missing, path):
+        made.chmod(0o700)
     return path
 
 

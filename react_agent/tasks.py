@@ -13,7 +13,7 @@ import importlib
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -93,6 +93,7 @@ class AgentSpec(_Strict):
     model_settings: dict[str, Any] = Field(default_factory=dict)
     variables: dict[str, Any] = Field(default_factory=dict)
     mcp_servers: list[MCPServerSpec] = Field(default_factory=list)
+    untrusted_policy: Literal["approve", "block", "off"] = "approve"  # side effects after untrusted output
 
 
 class ToolExpectation(_Strict):
@@ -333,7 +334,7 @@ def build_agent(task_file: TaskFile, name: str | None = None, *, model: str | Mo
         max_tool_output=spec.max_tool_output, output_type=output_type,
         model_settings=spec.model_settings, prompts=task_file.resolve(task_file.prompts),
         variables={**spec.variables, **(variables or {})}, store=store, answer_tool=True if spec.routes else None,
-        mcp_servers=mcp_servers(task_file, spec),
+        mcp_servers=mcp_servers(task_file, spec), untrusted_policy=spec.untrusted_policy,
         **_transport(spec),
     )
     agent.origin = f"{task_file.path}: agent {spec.name!r}"  # a prompt error names the file and the field

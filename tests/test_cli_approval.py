@@ -47,6 +47,9 @@ def paused(project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     assert "awaiting_approval" in out
     assert main(["runs", "list", "--status", "awaiting_approval", "--json"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
+    # no terminal to ask (stdin is not one here): the run says what waits and how to go on
+    assert f"run {record['run_id']} awaits approval:" in out and 'call_1: refund({"order": "7", "amount": 40})' in out
+    assert f"python -m react_agent approve {record['run_id']}" in out
     assert [(p["call_id"], p["tool"]) for p in record["pending"]] == [("call_1", "refund")]
     assert not (project / "calls.log").exists()
     return record["run_id"]

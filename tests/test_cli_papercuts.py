@@ -82,6 +82,19 @@ def test_chat_with_a_broken_calculator_plugin_is_one_line(in_tmp: Path, monkeypa
     assert err.count("\n") == 1 and "calculator.py" in err and "ModuleNotFoundError" in err, err
 
 
+def test_two_chats_started_in_one_second_get_two_sessions(in_tmp: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The default session was `chat-<seconds>`: two people starting `chat` in one second shared a conversation."""
+    monkeypatch.setattr("time.time", lambda: 1_800_000_000.0)
+    for question in ("my secret is alpha", "hello from B"):
+        use_model(monkeypatch, ScriptedModel([reply("noted")]))
+        type_lines(monkeypatch, [question, "/exit"])
+        assert main(["chat"]) == 0
+    first, second = DiskStore().sessions()
+    assert first.id != second.id
+    assert [m["content"] for m in DiskStore().messages(second.id) if m["role"] == "user"] == ["hello from B"]
+
+
 def test_chat_ends_on_exit_and_on_ctrl_d(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = ScriptedModel([])
     use_model(monkeypatch, model)

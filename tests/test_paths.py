@@ -116,6 +116,24 @@ def test_a_replay_reports_the_task_files_own_mistake_before_a_missing_cassette(
         assert "prompts/does-not-exist.j2" in err and "cassette" not in err, err
 
 
+def test_a_model_given_to_a_replay_is_refused_not_ignored(elsewhere: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--replay --model gpt-4o-mini` replayed the `local` recording and passed, silently."""
+    for command in ("run", "eval"):
+        assert main([command, str(elsewhere / "tasks" / "quickstart.yaml"), "--replay", "--model", "gpt-4o-mini"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --model gpt-4o-mini does nothing with --replay") and err.count("\n") == 1
+
+
+def test_a_task_file_sets_the_untrusted_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    task = tmp_path / "t.yaml"
+    task.write_text("agent: {name: a, tools: [], untrusted_policy: block}\ntasks: [{name: x, input: hi}]\n")
+    assert build_agent(load_task_file(task)).untrusted_policy == "block"
+    task.write_text("agent: {name: a, tools: [], untrusted_policy: never}\ntasks: [{name: x, input: hi}]\n")
+    assert main(["run", str(task)]) == 2
+    err = capsys.readouterr().err
+    assert "untrusted_policy" in err and err.count("\n") == 1
+
+
 # -- templates --------------------------------------------------------------------------------------
 def _task_file(folder: Path, instructions: str, prompts: str = "prompts") -> Path:
     path = folder / "agent.yaml"

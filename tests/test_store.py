@@ -114,6 +114,8 @@ def test_parallel_writers_never_overwrite_each_other(backend, tmp_path):
 
 # -- the disk backend -----------------------------------------------------------------------------
 def test_the_store_folder_is_private_whatever_the_umask(tmp_path):
+    (tmp_path / "there").mkdir(mode=0o755)
+    tmp_path = tmp_path / "there"
     old = os.umask(0)
     try:
         store = DiskStore(tmp_path / "deep" / "store")
@@ -121,6 +123,8 @@ def test_the_store_folder_is_private_whatever_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "deep" / "store").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "deep").stat().st_mode) == 0o700, "a parent it made ($REACT_AGENT_HOME) too"
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755, "a folder that was there keeps its mode"
     files = [p for p in (tmp_path / "deep" / "store").iterdir() if p.is_file()]
     assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files), files
     store.close()
