@@ -140,6 +140,14 @@ class PostgresStore(Store):
         if pool is not None:
             pool.close()
 
+    def __del__(self) -> None:
+        """A store dropped without ``close``: its pool is closed here, in the thread that let go of it (left to
+        the garbage collector, the pool might be collected in one of its own worker threads, which cannot
+        join themselves)."""
+        if getattr(self, "_pool", None) is not None:
+            with contextlib.suppress(Exception):
+                self.close()
+
     # -- writes -----------------------------------------------------------------------------------
     def write(self, session: str, entries: Sequence[Entry], *, runs: Sequence[RunRecord] = (),
               info: SessionInfo | None = None) -> int:
