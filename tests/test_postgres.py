@@ -308,3 +308,18 @@ def test_run_records_are_replaced_not_duplicated(pg):
     pg.write("s1", [], runs=[record.model_copy(update={"status": "completed", "user_id": "bob"})])
     assert [(r.status, r.user_id) for r in pg.runs()] == [("completed", "bob")]
     assert pg.runs(user_id="ann") == [] and pg.runs(status="running") == []
+
+
+@pytest.mark.block_network(allowed_hosts=["127.0.0.1"])  # the server on a loopback port, as in test_serve.py
+def test_the_server_runs_agents_on_a_postgres_store(pg):
+    from test_serve import KEYS, Served, adder  # noqa: PLC0415 - the HTTP tests' own server and agent
+
+    from react_agent.serve import create_app  # noqa: PLC0415
+
+    with Served(create_app({"adder": adder(pg)}, pg, KEYS)) as served, served.client() as http:
+        result = http.post("/v1/agents/adder/runs", json={"input": "2 + 3?", "session": "alice-1"}).json()
+        assert (result["status"], result["output"]) == ("completed", "The sum is 5.")
+        assert [s["id"] for s in http.get("/v1/sessions").json()] == ["alice-1"]
+        assert [m["role"] for m in http.get("/v1/sessions/alice-1").json()["messages"]] == [
+            "user", "assistant", "tool", "assistant"]
+    assert pg.run(result["run_id"]).user_id == "alice" and pg.session_info("alice-1").user_id == "alice"

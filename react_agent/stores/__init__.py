@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..redact import redact_dsn
 from .base import Entry, RunRecord, Session, SessionInfo, Store
 from .disk import DiskStore
 from .memory import MemoryStore
-from .selection import STORE_ENV, open_store, redact_dsn
+from .selection import STORE_ENV, open_store
 
 if TYPE_CHECKING:
     from .postgres import PostgresStore

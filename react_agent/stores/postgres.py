@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreCorruptError, StoreUnavailableError
 from ..faults import point
+from ..redact import dsn_passwords, redact_dsn
 from .base import Entry, RunRecord, SessionInfo, Store
-from .selection import dsn_passwords, redact_dsn
 
 if TYPE_CHECKING:
     from psycopg import Connection
