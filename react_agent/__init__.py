@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         RunBlocked,
         RunError,
         StoreCorruptError,
+        StoreUnavailableError,
         TaskFileError,
         ToolRetriesExceeded,
         UnexpectedModelBehavior,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
         ToolEnd,
         ToolStart,
     )
-    from .stores import DiskStore, MemoryStore, RunRecord, Session, SessionInfo, Store
+    from .stores import DiskStore, MemoryStore, PostgresStore, RunRecord, Session, SessionInfo, Store
     from .tools import Tool, ToolContext, tool
     from .usage import Usage, register_price
     from .windows import register_context_window
@@ -60,10 +61,10 @@ __all__ = [
     "FallbackModel", "Guardrail", "GuardrailError", "Hook", "HookError", "IncompleteResponseError", "MCPServer",
     "MCPServerError",
     "MCPServerHTTP", "MCPServerStdio", "MemoryStore", "Model", "ModelHTTPError", "ModelResponse", "ModelRetry",
-    "ModelUnavailableError", "Observation", "OpenAIModel", "PendingCall", "PluginError", "PromptError",
+    "ModelUnavailableError", "Observation", "OpenAIModel", "PendingCall", "PluginError", "PostgresStore", "PromptError",
     "ReactAgentError", "Route", "Routed", "Router", "RunBlocked", "RunEnd", "RunError", "RunRecord", "RunResult",
-    "RunStart", "Session", "SessionInfo", "Step", "StepEnd", "Store", "StoreCorruptError", "TaskFileError",
-    "TextDelta", "Tool", "ToolCall", "ToolContext", "ToolEnd", "ToolRetriesExceeded", "ToolStart",
+    "RunStart", "Session", "SessionInfo", "Step", "StepEnd", "Store", "StoreCorruptError", "StoreUnavailableError",
+    "TaskFileError", "TextDelta", "Tool", "ToolCall", "ToolContext", "ToolEnd", "ToolRetriesExceeded", "ToolStart",
     "UnexpectedModelBehavior", "Usage", "UserError", "configure_logging", "register_context_window", "register_price",
     "tool",
 ]
@@ -71,15 +72,16 @@ __all__ = [
 _WHERE = {
     "Agent": "agent", "CANCEL": "agent", "Hook": "agent", "configure_logging": "log",
     **dict.fromkeys(["Approve", "Deny", "PendingCall"], "approval"), "Guardrail": "guardrails",
-    **dict.fromkeys(["DiskStore", "MemoryStore", "RunRecord", "Session", "SessionInfo", "Store"], "stores"),
+    **dict.fromkeys(["DiskStore", "MemoryStore", "PostgresStore", "RunRecord", "Session", "SessionInfo", "Store"],
+                    "stores"),
     "Model": "model", "ModelResponse": "model", "OpenAIModel": "model", "Tool": "tools", "ToolContext": "tools",
     "tool": "tools", "Usage": "usage", "register_price": "usage", "Route": "router", "Routed": "router",
     "Router": "router", "register_context_window": "windows", "FallbackModel": "fallback",
     **dict.fromkeys(["MCPServer", "MCPServerError", "MCPServerHTTP", "MCPServerStdio"], "mcp"),
     **dict.fromkeys(["ContextBudgetExceeded", "DuplicateToolError", "GuardrailError", "HookError",
                      "IncompleteResponseError", "ModelHTTPError", "ModelRetry", "ModelUnavailableError", "PluginError",
-                     "PromptError",
-                     "ReactAgentError", "RunBlocked", "RunError", "StoreCorruptError", "TaskFileError",
+                     "PromptError", "ReactAgentError", "RunBlocked", "RunError", "StoreCorruptError",
+                     "StoreUnavailableError", "TaskFileError",
                      "ToolRetriesExceeded", "UnexpectedModelBehavior", "UserError"], "errors"),
     **dict.fromkeys(["Event", "Observation", "RunEnd", "RunResult", "RunStart", "Step", "StepEnd", "TextDelta",
                      "ToolCall", "ToolEnd", "ToolStart"], "steps"),

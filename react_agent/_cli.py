@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .agent import Agent
     from .approval import Decision
     from .steps import RunResult
+    from .stores import Store
 
 __all__ = ["CHAT_TOOLS", "CHECK_FAILED", "COULD_NOT_RUN", "INTERRUPTED", "OUTPUT_CLOSED", "USER_MISTAKE"]
 
@@ -47,14 +48,26 @@ def _dump(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
-def _where(store: Path) -> str:
-    """A store's place, and why there: the default store follows ``$REACT_AGENT_HOME``, else the
-    working directory."""
+def _where(store: Store) -> str:
+    """A store's place, and why there: ``$REACT_AGENT_STORE`` names a Postgres store (shown with its password
+    redacted); the default store follows ``$REACT_AGENT_HOME``, else the working directory."""
     import os  # noqa: PLC0415
 
+    from .stores import DiskStore  # noqa: PLC0415
+
+    if not isinstance(store, DiskStore):
+        return f"the store {getattr(store, 'where', type(store).__name__)} ($REACT_AGENT_STORE)"
     why = "$REACT_AGENT_HOME" if os.environ.get("REACT_AGENT_HOME") else (
         "the working directory's .react_agent; set REACT_AGENT_HOME for one store everywhere")
-    return f"the store at {store.resolve()} ({why})"
+    return f"the store at {store.path.resolve()} ({why})"
+
+
+def _stored(store: Store) -> bool:
+    """Whether there may be anything to read: a disk store's folder is not made by looking (a database
+    server is simply asked)."""
+    from .stores import DiskStore  # noqa: PLC0415
+
+    return store.path.exists() if isinstance(store, DiskStore) else True
 
 
 def _assistant(model: str | None) -> Agent:

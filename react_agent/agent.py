@@ -22,7 +22,7 @@ from .model import Model
 from .prompts import Prompts
 from .resolve import resolve_model
 from .steps import DelegationReport, Event, RunEnd, RunResult, RunStart, StepEnd, TextDelta, ToolEnd, ToolStart
-from .stores import DiskStore, Store
+from .stores import DiskStore, Store, open_store
 from .tools import STRICT_DEFAULT, Tool, ToolContext, answer_tool, describe_validation_error, tool
 
 if TYPE_CHECKING:
@@ -101,7 +101,8 @@ class Agent:
         self.prompts = Prompts(list(prompts))
         self.variables = dict(variables or {})
         self.system_template = system_template
-        self.store = store if isinstance(store, Store) else DiskStore(store)
+        # none given: the store $REACT_AGENT_STORE names, else the disk store (stores.selection); a path: disk
+        self.store = store if isinstance(store, Store) else open_store() if store is None else DiskStore(store)
         self.hooks = list(hooks)
         self.origin = f"agent {name!r}"  # where it was configured, for errors (a task file sets its own)
         self._answer_tool = answer_tool

@@ -26,6 +26,7 @@ from ._cli import (
     _dump,
     _exit_code,
     _print_pending,
+    _stored,
     _terminal_decider,
     _where,
 )
@@ -208,15 +209,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupted(since: float) -> str:
     """What Ctrl-C left: the runs this command started that the journal still has as running."""
-    from .paths import default_store_path  # noqa: PLC0415
+    from .stores import open_store  # noqa: PLC0415
 
     runs = []
-    if default_store_path().exists():  # recorded/replayed runs use a throwaway store: nothing to resume
-        from .stores import DiskStore  # noqa: PLC0415
-
-        store = DiskStore()
+    store = open_store()
+    if _stored(store):  # recorded/replayed runs use a throwaway store: nothing to resume
         runs = [r for r in store.runs(status="running") if r.started >= since - 1]
-        store.close()
+    store.close()
     if not runs:
         return "interrupted: no run was left open in the store (nothing to resume)"
     listed = "; ".join(f"run {r.run_id} ({r.agent}, session {r.session})" for r in runs)
@@ -413,26 +412,26 @@ def first_paragraph(text: str, *, width: int, indent: str = "    ") -> str:
 
 # -- sessions -------------------------------------------------------------------------------------
 def cmd_sessions(args: argparse.Namespace) -> int:
-    from .stores import DiskStore  # noqa: PLC0415
+    from .stores import open_store  # noqa: PLC0415
 
     if args.action != "list" and not args.session:
         raise UserError(f"sessions {args.action} needs a SESSION id")
-    store = DiskStore()
+    store = open_store()
     if args.action == "list":
         infos = [(info, len(store.messages(info.id))) for info in store.sessions(args.user)
-                 ] if store.path.exists() else []  # no store yet: none is made by looking
+                 ] if _stored(store) else []  # no store yet: none is made by looking
         if args.json:
             _dump([{**dataclasses.asdict(info), "messages": count} for info, count in infos])
         else:
-            print(f"{len(infos)} session(s) in {_where(store.path)}")
+            print(f"{len(infos)} session(s) in {_where(store)}")
             if infos:
                 print("SESSION\tMESSAGES\tAGENT\tUSER\tCREATED")
             for info, count in infos:
                 created = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created))
                 print(f"{info.id}\t{count}\t{info.agent or '-'}\t{info.user_id or '-'}\t{created}")
         return 0
-    if not store.path.exists() or not store.exists(args.session):  # no store yet: nothing to show, none made
-        raise UserError(f"no session {args.session!r} in {_where(store.path)} (see `sessions list`)")
+    if not _stored(store) or not store.exists(args.session):  # no store yet: nothing to show, none made
+        raise UserError(f"no session {args.session!r} in {_where(store)} (see `sessions list`)")
     if args.action == "rm":
         store.delete_session(args.session)
         print(f"deleted {args.session}")
@@ -450,17 +449,17 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    from .stores import DiskStore  # noqa: PLC0415
+    from .stores import open_store  # noqa: PLC0415
     from .usage import format_cost, totals_by_user  # noqa: PLC0415
 
-    store = DiskStore()
-    records = store.runs(user_id=args.user) if store.path.exists() else []  # no store yet: none is made
+    store = open_store()
+    records = store.runs(user_id=args.user) if _stored(store) else []  # no store yet: none is made
     totals = totals_by_user(records)
     if args.json:
         _dump([{"user_id": t.user_id, "sessions": t.sessions, "runs": t.runs, **t.usage.model_dump()}
                for t in totals])
         return 0
-    print(f"{len(totals)} user(s) in {_where(store.path)}")
+    print(f"{len(totals)} user(s) in {_where(store)}")
     if totals:
         print("USER\tSESSIONS\tRUNS\tREQUESTS\tPROMPT\tCOMPLETION\tREASONING\tCACHED\tCOST")
     for t in totals:
@@ -497,14 +496,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UserError(f"serve needs the server extra ({exc.name} is missing): "
                         f"{sys.executable} -m pip install 'react-agent[server]'") from None
-    from .stores import DiskStore  # noqa: PLC0415
+    from .stores import open_store  # noqa: PLC0415
 
     keys = load_keys(args.keys)
-    store = DiskStore()
+    store = open_store()
     agents, sources = served_agents(args.paths, store, model=args.model)
     app = create_app(agents, store, keys, sources=sources)
     print(f"serving {', '.join(agents)} for {len(keys)} key(s) on http://{args.host}:{args.port} "
-          f"(API docs at /docs; {_where(store.path)})", file=sys.stderr)
+          f"(API docs at /docs; {_where(store)})", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.log != "off" else "warning")
     return 0
 

@@ -7,7 +7,7 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from ._cli import _assistant, _console, _dump, _exit_code, _print_pending, _where
+from ._cli import _assistant, _console, _dump, _exit_code, _print_pending, _stored, _where
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -48,14 +48,14 @@ def cmd_deny(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from .stores import DiskStore  # noqa: PLC0415
+    from .stores import open_store  # noqa: PLC0415
 
-    store = DiskStore()
-    records = store.runs(session=args.session, status=args.status) if store.path.exists() else []
+    store = open_store()
+    records = store.runs(session=args.session, status=args.status) if _stored(store) else []
     if args.json:
         _dump([r.model_dump(mode="json") for r in records])
         return 0
-    print(f"{len(records)} run(s) in {_where(store.path)}")
+    print(f"{len(records)} run(s) in {_where(store)}")
     if records:
         print("RUN\tSTATUS\tAGENT\tSESSION\tSTARTED\tWAITING")
     for r in records:
@@ -66,13 +66,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .stores import DiskStore  # noqa: PLC0415
+    from .stores import open_store  # noqa: PLC0415
     from .viewer import print_run, render_html, run_tree  # noqa: PLC0415
 
-    store = DiskStore()
-    tree = run_tree(store, args.run_id) if store.path.exists() else None  # no store yet: none is made
+    store = open_store()
+    tree = run_tree(store, args.run_id) if _stored(store) else None  # no store yet: none is made
     if tree is None:
-        raise UserError(f"no run with id {args.run_id!r} in {_where(store.path)} (see `runs list`)")
+        raise UserError(f"no run with id {args.run_id!r} in {_where(store)} (see `runs list`)")
     if args.html is not None:
         try:
             args.html.write_text(render_html(args.run_id, tree=tree), encoding="utf-8")
@@ -89,12 +89,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _paused_or_crashed(run_id: str, *, paused: bool = False) -> RunRecord:
     from .journal import RESUMABLE  # noqa: PLC0415
-    from .stores import DiskStore  # noqa: PLC0415
+    from .stores import open_store  # noqa: PLC0415
 
-    store = DiskStore()
-    record = store.run(run_id) if store.path.exists() else None
+    store = open_store()
+    record = store.run(run_id) if _stored(store) else None
     if record is None:
-        raise UserError(f"no run with id {run_id!r} in {_where(store.path)}")
+        raise UserError(f"no run with id {run_id!r} in {_where(store)}")
     if paused and record.status == "running":  # its process died (or it runs elsewhere) before any pause
         raise UserError(f"run {run_id} is not awaiting approval (status 'running'); if its process died, "
                         f"`python -m react_agent resume {run_id}` takes it up (calls still undecided wait again)")

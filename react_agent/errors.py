@@ -33,6 +33,7 @@ __all__ = [
     "RunBlocked",
     "RunError",
     "StoreCorruptError",
+    "StoreUnavailableError",
     "TaskFileError",
     "ToolRetriesExceeded",
     "UnexpectedModelBehavior",
@@ -119,6 +120,21 @@ class StoreCorruptError(UserError):
     def __str__(self) -> str:
         where = f"the store at {self.path}" if self.path else "the store"
         return f"{where} holds {self.what}; it was not loaded"
+
+
+@dataclass
+class StoreUnavailableError(UserError):
+    """The configured store cannot be used: its database cannot be reached, refuses the login, or the
+    extra it needs is not installed. ``store`` names it with any password redacted; ``reason`` is what
+    failed (the driver's own message, one line, redacted too); ``fix`` what to do, when known. The CLI
+    prints it as one line and exits 2, like any ``UserError``."""
+
+    store: str
+    reason: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"the store {self.store} cannot be used: {self.reason}" + (f" — {self.fix}" if self.fix else "")
 
 
 class RunError(ReactAgentError):

@@ -7,6 +7,9 @@
 * ``redact_url(url)``: the URL without its userinfo (``user:KEY@``), its fragment and every query
   parameter with a secret-looking name; the path stays the path and the other parameters stay the query.
   Recording writes request URIs through it (matching never looks at the query).
+* ``redact_dsn(dsn)``: a database URL (or libpq ``key=value`` string) with every password replaced by ``***``
+  and the rest kept, so a message still says which database; ``dsn_passwords`` lists them, to scrub a
+  driver's messages.
 * ``safe_env()``: the environment a tool's subprocess gets — only what it needs to run (``PATH``,
   ``HOME``, ``USER``/``LOGNAME``, ``LANG``/``LANGUAGE``/``LC_*``, ``TZ``, ``TMPDIR``/``TEMP``/``TMP``,
   ``PYTHON*``, and on Windows ``SYSTEMROOT``/``WINDIR``/``COMSPEC``/``PATHEXT``), and of those none with
@@ -18,9 +21,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-__all__ = ["redact_url", "safe_env", "secret_name"]
+__all__ = ["dsn_passwords", "redact_dsn", "redact_url", "safe_env", "secret_name"]
 
 SECRET_PARTS = ("key", "token", "secret", "passw", "pwd", "auth", "credential")
 SECRET_WORDS = {"sig", "signature", "code"}
@@ -28,6 +31,7 @@ ENV_NAMES = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDI
              "SYSTEMROOT", "WINDIR", "COMSPEC", "PATHEXT"}
 ENV_PREFIXES = ("LC_", "PYTHON")
 _WORD = re.compile(r"[a-z0-9]+")
+KEYWORD_PASSWORD = re.compile(r"(\b\w*password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
 def secret_name(name: str) -> bool:
@@ -51,3 +55,32 @@ def safe_env(extra: Mapping[str, str] | None = None, environ: Mapping[str, str] 
     env = {name: value for name, value in source.items()
            if (name.upper() in ENV_NAMES or name.upper().startswith(ENV_PREFIXES)) and not secret_name(name)}
     return {**env, **(extra or {})}
+
+
+def redact_dsn(dsn: str) -> str:
+    """``dsn`` (a URL, or libpq's ``key=value`` form) with every password replaced by ``***``."""
+    if "://" not in dsn:
+        return KEYWORD_PASSWORD.sub(r"\1***", dsn)
+    parts = urlsplit(dsn)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hosts = netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        netloc = f"{user}:***@{hosts}" if password else netloc
+    query = "&".join(f"{key}=***" if secret_name(key) else f"{key}{eq}{value}"
+                     for key, eq, value in (item.partition("=") for item in parts.query.split("&") if item))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def dsn_passwords(dsn: str) -> list[str]:
+    """The passwords written in ``dsn``, as written and decoded (to scrub them from a driver's messages)."""
+    found: list[str] = []
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        userinfo = parts.netloc.rpartition("@")[0]
+        if ":" in userinfo:
+            found.append(userinfo.partition(":")[2])
+        found += [item.partition("=")[2] for item in parts.query.split("&") if "password" in item.partition("=")[0]]
+    else:
+        found += [m.group(2).strip("'") for m in KEYWORD_PASSWORD.finditer(dsn)]
+    return sorted({p for raw in found if raw for p in (raw, unquote(raw))}, key=len, reverse=True)

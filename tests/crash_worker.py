@@ -1,6 +1,6 @@
 """The process ``tests/test_crash.py`` kills: one run of a three-turn agent on a disk store, or its resume.
 
-    python tests/crash_worker.py run|resume|count STORE_DIR LOG_FILE VARIANT
+    python tests/crash_worker.py run|resume|count STORE_DIR|POSTGRES_URL LOG_FILE VARIANT
 
 ``run`` starts the run, ``resume`` takes it up again (or starts it, if it died before its first commit),
 ``count`` runs it through without a crash and prints how often each crash point was reached. The crash
@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from react_agent import Agent, DiskStore, Tool, UserError, faults, tool
+from react_agent import Agent, DiskStore, PostgresStore, Store, Tool, UserError, faults, tool
 from react_agent.journal import Journal
 from react_agent.model import ModelResponse
 from react_agent.testing import Request, ScriptedModel, reply, tool_call, tool_calls
@@ -139,7 +139,7 @@ def decide(variant: str, request: Request) -> ModelResponse:
     return response
 
 
-def agent(variant: str, store: DiskStore, log: Path) -> Agent:
+def agent(variant: str, store: Store, log: Path) -> Agent:
     model = ScriptedModel([lambda request: decide(variant, request)] * 4)
     return Agent(name=f"crash-{variant}", tools=tools(variant, log), model=model, store=store,
                  answer_tool=variant == "B")
@@ -147,7 +147,8 @@ def agent(variant: str, store: DiskStore, log: Path) -> Agent:
 
 def count_points() -> Counter[str]:
     """Count every crash point reached instead of crashing (each module holds its own ``point``)."""
-    for name in ("react_agent.loop", "react_agent.journal", "react_agent.stores.disk"):  # where points are
+    for name in ("react_agent.loop", "react_agent.journal", "react_agent.stores.disk",  # where points are
+                 "react_agent.stores.postgres"):
         importlib.import_module(name)
     hits: Counter[str] = Counter()
     original = faults.point
@@ -162,7 +163,7 @@ def count_points() -> Counter[str]:
 
 
 def main(phase: str, folder: str, log_file: str, variant: str) -> None:
-    store = DiskStore(folder)
+    store = PostgresStore(folder) if folder.startswith("postgresql://") else DiskStore(folder)
     log = Path(log_file)
     worker = agent(variant, store, log)
     hits = count_points() if phase == "count" else None

@@ -12,7 +12,11 @@ resumes the run in a fresh subprocess (killed again, for the chained cases). Aft
 4. the history is valid, and every call has exactly one result entry in the log;
 5. the store is sound: SQLite's ``integrity_check`` says ``ok``, and every entry in the database is read.
 
-60 kills in 50 cases: 112 processes, about 25 s of CPU, run two at a time (the time is printed).
+60 kills in 50 cases: 112 processes, about 25 s of CPU, run two at a time (the time is printed). The same
+checks run on ``PostgresStore`` (a real server, tests/conftest.py ``pg_server``, a fresh schema per case) for
+every crash point's first hit, every kill inside a commit and one chain per variant (the ``pg-`` cases); there
+"sound" means every commit row follows the one before without a gap and the session's ``next_seq`` is where the
+last one ends (a killed transaction left none of its rows, and none of its numbers, behind).
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import history_problems
+from conftest import history_problems, pg_schema_url
 
 from react_agent.faults import POINTS
 from react_agent.history import Folded, fold
-from react_agent.stores import DiskStore
+from react_agent.stores import DiskStore, PostgresStore
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 SESSION, RUN_ID, ANSWER = "crash", "crash-run", "All done."
@@ -75,16 +79,21 @@ CHAINS = {
 class Case:
     variant: str
     kills: tuple[str, ...]  # the crash point of each process but the last, e.g. ("turn:after:2",)
+    backend: str = "disk"  # or "postgres"
 
     @property
     def name(self) -> str:
-        return f"{self.variant}-{'+'.join(self.kills)}"
+        return f"{'pg-' if self.backend == 'postgres' else ''}{self.variant}-{'+'.join(self.kills)}"
 
 
 CASES = [Case(variant, (f"{point}:{n}",)) for variant, hits in HITS.items()
          for point, count in hits.items()
          for n in (INSIDE[variant] if point == "write:inside" else range(1, count + 1))]
 CASES += [Case(variant, chain) for variant, chains in CHAINS.items() for chain in chains]
+# On Postgres: each point's first hit, every kill inside a commit, and each variant's first chain
+CASES += [Case(variant, (f"{point}:{n}",), "postgres") for variant, hits in HITS.items() for point in hits
+          for n in (INSIDE[variant] if point == "write:inside" else (1,))]
+CASES += [Case(variant, chains[0], "postgres") for variant, chains in CHAINS.items()]
 
 
 @dataclass
@@ -113,44 +122,68 @@ class Played:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def spawn(phase: str, folder: Path, variant: str, crash: str | None) -> subprocess.CompletedProcess[str]:
+def spawn(phase: str, folder: Path, variant: str, crash: str | None,
+          url: str | None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REACT_AGENT_", "OPENAI_"))}
     env.update(REACT_AGENT_HOME=str(folder / "home"), REACT_AGENT_STATE_DIR=str(folder / "state"))
     if crash:
         env["REACT_AGENT_CRASH_AT"] = crash
-    argv = [sys.executable, str(WORKER), phase, str(folder / "store"), str(folder / "tools.log"), variant]
+    argv = [sys.executable, str(WORKER), phase, url or str(folder / "store"), str(folder / "tools.log"), variant]
     return subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
-def read(folder: Path) -> Stored:
-    store = DiskStore(folder / "store")
+def pg_soundness(url: str) -> tuple[str, int]:
+    """``("ok", entries)`` when the session's commit rows follow each other without a gap and its
+    ``next_seq`` is where the last one ends; else what is wrong."""
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(url) as db:
+        rows = db.execute("SELECT seq, count, json_array_length(entries) FROM react_agent_entries "
+                          "WHERE session = %s ORDER BY seq", (SESSION,)).fetchall()
+        ends = db.execute("SELECT next_seq FROM react_agent_sessions WHERE id = %s", (SESSION,)).fetchall()
+    end = 0
+    for seq, count, length in rows:
+        if (seq, count) != (end, length):
+            return f"row {seq} ({count} entries, {length} stored) after entry {end}", end
+        end += count
+    if ends != ([(end,)] if rows or ends else []):
+        return f"next_seq {ends} where the log ends at {end}", end
+    return "ok", end
+
+
+def read(folder: Path, url: str | None = None) -> Stored:
+    store = DiskStore(folder / "store") if url is None else PostgresStore(url)
     try:
         entries = store.entries(SESSION)
         record = store.run(RUN_ID)
     finally:
         store.close()
-    with closing(sqlite3.connect(folder / "store" / "cache.db")) as db:
-        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
-        rows = db.execute("SELECT value FROM Cache WHERE key LIKE ?", (f"e:{SESSION}:%",)).fetchall()
-        keys = sum(len(json.loads(bytes(value))) for value, in rows)  # each row: one commit's entries
+    if url is not None:
+        integrity, keys = pg_soundness(url)
+    else:
+        with closing(sqlite3.connect(folder / "store" / "cache.db")) as db:
+            integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+            rows = db.execute("SELECT value FROM Cache WHERE key LIKE ?", (f"e:{SESSION}:%",)).fetchall()
+            keys = sum(len(json.loads(bytes(value))) for value, in rows)  # each row: one commit's entries
     log = folder / "tools.log"
     lines = log.read_text().splitlines() if log.exists() else []
     return Stored(entries, record and record.status, record and record.output, record and record.steps,
                   integrity, keys, Counter(lines))
 
 
-def play(case: Case, folder: Path) -> Played:
-    """Kill the run (and its resumes) at ``case.kills``, then resume it to the end."""
+def play(case: Case, folder: Path, url: str | None = None) -> Played:
+    """Kill the run (and its resumes) at ``case.kills``, then resume it to the end (on the Postgres store
+    at ``url`` when given)."""
     played = Played()
     for n, crash in enumerate([*case.kills, None]):
-        done = spawn("run" if n == 0 else "resume", folder, case.variant, crash)
+        done = spawn("run" if n == 0 else "resume", folder, case.variant, crash, url)
         played.returncodes.append(done.returncode)
         played.stderr.append(done.stderr[-3000:])
         if crash is None:
-            played.final = read(folder)
+            played.final = read(folder, url)
             played.summary = json.loads(done.stdout.splitlines()[-1]) if done.returncode == 0 else {}
         else:
-            played.snapshots.append(read(folder))
+            played.snapshots.append(read(folder, url))
     return played
 
 
@@ -159,9 +192,11 @@ def played(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     """Every selected case, two at a time (each case is a few processes in a row)."""
     wanted = [item.callspec.params["case"] for item in request.session.items
               if getattr(item, "originalname", None) == "test_kill"]
+    server = request.getfixturevalue("pg_server") if any(c.backend == "postgres" for c in wanted) else ""
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {case: pool.submit(play, case, tmp_path_factory.mktemp(case.name.replace(":", "_")))
+        futures = {case: pool.submit(play, case, tmp_path_factory.mktemp(case.name.replace(":", "_")),
+                                     pg_schema_url(server) if case.backend == "postgres" else None)
                    for case in dict.fromkeys(wanted)}
         results = {case: future.result() for case, future in futures.items()}
     seconds = time.perf_counter() - started
@@ -177,7 +212,7 @@ def reached(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, int
     """How often a run without a crash reaches each point, per variant."""
     found = {}
     for variant in HITS:
-        done = spawn("count", tmp_path_factory.mktemp(f"count-{variant}"), variant, None)
+        done = spawn("count", tmp_path_factory.mktemp(f"count-{variant}"), variant, None, None)
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout.splitlines()[-1])
         assert (summary["status"], summary["output"]) == ("completed", ANSWER)

@@ -20,15 +20,18 @@ from react_agent.cli import main
 from react_agent.errors import StoreCorruptError
 from react_agent.history import fold
 from react_agent.paths import default_store_path
-from react_agent.stores import DiskStore, MemoryStore, RunRecord, SessionInfo, Store
+from react_agent.stores import DiskStore, MemoryStore, PostgresStore, RunRecord, SessionInfo, Store
 from react_agent.testing import ScriptedModel, reply, tool_call
 
-BACKENDS = ["disk", "memory"]
+BACKENDS = ["disk", "memory", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request, tmp_path) -> Store:
-    store = DiskStore(tmp_path / "store") if request.param == "disk" else MemoryStore()
+    if request.param == "postgres":  # a real server (tests/conftest.py: pg_server), a fresh schema per test
+        store = PostgresStore(request.getfixturevalue("pg_url"))
+    else:
+        store = DiskStore(tmp_path / "store") if request.param == "disk" else MemoryStore()
     yield store
     store.close()
 
@@ -93,7 +96,8 @@ def test_delete_session_removes_its_log_and_runs_only(backend):
 
 
 def test_parallel_writers_never_overwrite_each_other(backend, tmp_path):
-    other = DiskStore(backend.path) if isinstance(backend, DiskStore) else backend  # a second process' view
+    other = (DiskStore(backend.path) if isinstance(backend, DiskStore) else  # a second process' view
+             PostgresStore(backend._url) if isinstance(backend, PostgresStore) else backend)
     backend.append("s1", say("0"))
     other.append("s1", say("1"))  # other's idea of the end is fresh; backend's is stale now
     backend.append("s1", say("2"))
@@ -110,6 +114,8 @@ def test_parallel_writers_never_overwrite_each_other(backend, tmp_path):
     contents = [m["content"] for m in backend.messages("s1")]
     assert contents[:3] == ["0", "1", "2"] and len(contents) == 43 and len(set(contents)) == 43
     assert [e["seq"] for e in other.entries("s1")] == list(range(43))
+    if other is not backend:
+        other.close()
 
 
 # -- the disk backend -----------------------------------------------------------------------------
@@ -234,7 +240,8 @@ def test_a_tool_step_costs_one_commit_of_four_statements(store, monkeypatch):
     assert per_step == 4, per_step
 
 
-def test_fold_reads_back_what_the_loop_ran(store):
+def test_fold_reads_back_what_the_loop_ran(backend):
+    store = backend
     @tool
     def add(a: int, b: int) -> int:
         """Add."""
