@@ -259,6 +259,21 @@ async def _deltas(response: Any, acc: StreamAccumulator) -> AsyncGenerator[str, 
             yield text
 
 
+def _url_of(response: Any) -> str | None:
+    """The URL a response answered, credentials removed (``None`` if it does not say)."""
+    try:
+        return redact_url(str(response.request.url))
+    except (AttributeError, RuntimeError):  # httpx raises RuntimeError for a response built without a request
+        return None
+
+
+def _at(error: ModelHTTPError, url: str | None) -> ModelHTTPError:
+    """``error``, naming ``url`` unless it already names one."""
+    if error.url is None:
+        error.url = url
+    return error
+
+
 class OpenAIModel:
     """Any OpenAI-compatible Chat Completions server (OpenAI, vLLM, Ollama, llama.cpp, OpenRouter, Groq).
 
@@ -354,7 +369,10 @@ class OpenAIModel:
             data = json.loads(response.content)
         except ValueError as exc:
             raise UnexpectedModelBehavior(f"the server's answer is not JSON: {response.text[:200]!r}") from exc
-        return parse_completion(self.price_as, data, len(messages), (time.perf_counter() - started) * 1000)
+        try:
+            return parse_completion(self.price_as, data, len(messages), (time.perf_counter() - started) * 1000)
+        except ModelHTTPError as exc:  # an ``error`` object the server answered with
+            raise _at(exc, _url_of(response)) from None
 
     async def stream(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], settings: dict[str, Any]
@@ -378,14 +396,17 @@ class OpenAIModel:
         for attempt in range(1, attempts + 1):
             acc = StreamAccumulator(self.price_as, len(messages))
             response = await self._post(body, stream=True)
+            url = _url_of(response)
             failure: ModelHTTPError | None = None
             try:
                 async with aclosing(_deltas(response, acc)) as deltas:
                     async for text in deltas:
                         yield text
             except httpx2.HTTPError as exc:  # the connection broke after the response had started
-                failure = ModelHTTPError(None, None, f"the stream broke off: {type(exc).__name__}: {exc}")
+                failure = ModelHTTPError(None, None, f"the stream broke off: {type(exc).__name__}: {exc}", url=url)
                 failure.__cause__ = exc
+            except ModelHTTPError as exc:  # an ``error`` object inside the stream
+                raise _at(exc, url) from None
             finally:
                 await response.aclose()
             if failure is None and acc.complete:
@@ -393,7 +414,7 @@ class OpenAIModel:
             streamed = sum(map(len, acc.text))
             if failure is None:
                 failure = IncompleteResponseError(None, None, "the stream ended before the response was complete",
-                                                  attempts=attempt, streamed_chars=streamed)
+                                                  url=url, attempts=attempt, streamed_chars=streamed)
             if streamed or attempt == attempts:
                 raise failure
             logger().info("model_stream_retry", model=self.name, attempt=attempt, reason=str(failure))

@@ -177,7 +177,8 @@ async def test_an_error_in_a_chunk_with_choices_is_an_http_error(serve, code, st
     error = info.value
     assert (error.status_code, error.code, error.message, error.reported_in) == (
         status, code, "Provider disconnected", "stream")
-    assert str(error) == f"model request failed (server error in stream (code {code})): Provider disconnected"
+    assert str(error) == (f"model request to http://mock/v1/chat/completions failed (server error in stream "
+                          f"(code {code})): Provider disconnected")
     assert len(server.requests) == 1  # the server said what went wrong: not asked again here
 
 
@@ -189,7 +190,8 @@ async def test_an_error_in_a_plain_body_with_choices_is_an_http_error(serve):
         await model.complete(MESSAGES, [], {})
     assert (info.value.status_code, info.value.code, info.value.reported_in) == (None, "rate_limit_exceeded",
                                                                                  "response")
-    assert str(info.value) == "model request failed (server error in response (code rate_limit_exceeded)): slow down"
+    assert str(info.value) == ("model request to http://mock/v1/chat/completions failed (server error in response "
+                               "(code rate_limit_exceeded)): slow down")
 
 
 def test_only_a_real_connection_failure_says_connection_failed():
