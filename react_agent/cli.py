@@ -500,6 +500,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     keys = load_keys(args.keys)
     store = open_store()
+    store.session_info("serve")  # a store that cannot be used fails here, in one line, not request by request
     agents, sources = served_agents(args.paths, store, model=args.model)
     app = create_app(agents, store, keys, sources=sources)
     print(f"serving {', '.join(agents)} for {len(keys)} key(s) on http://{args.host}:{args.port} "

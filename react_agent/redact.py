@@ -57,30 +57,42 @@ def safe_env(extra: Mapping[str, str] | None = None, environ: Mapping[str, str] 
     return {**env, **(extra or {})}
 
 
+def _split_dsn_url(dsn: str) -> tuple[str, str, str, str]:
+    """``scheme://``, the userinfo, the hosts and path, and the query of a database URL — by plain string
+    rules, so a password holding ``# ? / @`` (libpq takes them unencoded) stays inside the userinfo and
+    nothing here can fail. The userinfo runs to the last ``@``: a password cut there by mistake is still
+    redacted whole."""
+    scheme, _, rest = dsn.partition("://")
+    userinfo, at, after = rest.rpartition("@")
+    if not at:
+        userinfo, after = "", rest
+    where, _, query = after.partition("?")
+    return f"{scheme}://", userinfo, where, query
+
+
 def redact_dsn(dsn: str) -> str:
-    """``dsn`` (a URL, or libpq's ``key=value`` form) with every password replaced by ``***``."""
+    """``dsn`` (a URL, or libpq's ``key=value`` form) with every password replaced by ``***``; never raises."""
     if "://" not in dsn:
         return KEYWORD_PASSWORD.sub(r"\1***", dsn)
-    parts = urlsplit(dsn)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hosts = netloc.rpartition("@")
-        user, _, password = userinfo.partition(":")
-        netloc = f"{user}:***@{hosts}" if password else netloc
+    scheme, userinfo, where, query = _split_dsn_url(dsn)
+    user, colon, _ = userinfo.partition(":")
+    login = f"{user}:***@" if colon else f"{userinfo}@" if userinfo else ""
     query = "&".join(f"{key}=***" if secret_name(key) else f"{key}{eq}{value}"
-                     for key, eq, value in (item.partition("=") for item in parts.query.split("&") if item))
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+                     for key, eq, value in (item.partition("=") for item in query.split("&") if item))
+    return f"{scheme}{login}{where}" + (f"?{query}" if query else "")
 
 
 def dsn_passwords(dsn: str) -> list[str]:
-    """The passwords written in ``dsn``, as written and decoded (to scrub them from a driver's messages)."""
+    """The passwords written in ``dsn``, as written and decoded — and, for one holding ``@ / ? #``, its
+    pieces, which a driver may echo as part of a host name — to scrub them from a driver's messages."""
     found: list[str] = []
     if "://" in dsn:
-        parts = urlsplit(dsn)
-        userinfo = parts.netloc.rpartition("@")[0]
+        _, userinfo, _, query = _split_dsn_url(dsn)
         if ":" in userinfo:
             found.append(userinfo.partition(":")[2])
-        found += [item.partition("=")[2] for item in parts.query.split("&") if "password" in item.partition("=")[0]]
+        found += [item.partition("=")[2] for item in query.split("&") if secret_name(item.partition("=")[0])]
     else:
         found += [m.group(2).strip("'") for m in KEYWORD_PASSWORD.finditer(dsn)]
-    return sorted({p for raw in found if raw for p in (raw, unquote(raw))}, key=len, reverse=True)
+    whole = {p for raw in found if raw for p in (raw, unquote(raw))}
+    pieces = {piece for p in whole for piece in re.split(r"[@/?#]", p) if len(piece) >= 3}
+    return sorted(whole | pieces, key=len, reverse=True)

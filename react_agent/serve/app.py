@@ -6,6 +6,7 @@ sessions — another user's are "not found" (404), like ones that do not exist.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..approval import Approve, Decision, Deny
-from ..errors import UserError
+from ..errors import StoreUnavailableError, UserError
 from ..history import fold
 from ..router import Router
 from ..steps import RunResult
@@ -76,6 +77,7 @@ def create_app(agents: Mapping[str, Runner], store: Store, keys: Keys | Mapping[
     app.add_middleware(_BodyLimit, limit=max_body)
     app.add_exception_handler(NotFound, _status(404))
     app.add_exception_handler(Conflict, _status(409))
+    app.add_exception_handler(StoreUnavailableError, _status(503))  # its database is down: try again later
     _run_routes(app, manager, store, agents, sources=sources or {}, ping=ping)
     _session_routes(app, manager, store)
     _viewer_routes(app, manager, store, ping=ping)
@@ -91,8 +93,10 @@ def _run_routes(app: FastAPI, manager: RunManager, store: Store, agents: Mapping
 
         return EventSourceResponse(events(), ping=ping, headers={"Location": f"/v1/runs/{channel.run_id}"})
 
-    @app.get("/healthz", tags=["server"])
+    @app.get("/healthz", tags=["server"], responses={503: {"description": "the store cannot be used"}})
     async def health() -> dict[str, Any]:
+        """200 when the server can serve: its store answers a read (else 503, saying why)."""
+        await asyncio.to_thread(store.session_info, "healthz")  # StoreUnavailableError -> 503
         return {"status": "ok", "agents": len(agents), "live_runs": manager.live()}
 
     @app.get("/v1/agents", tags=["agents"])

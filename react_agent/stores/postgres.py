@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import re
 import sys
 import threading
@@ -72,8 +73,9 @@ class PostgresStore(Store):
                                         f"{sys.executable} -m pip install 'react-agent[postgres]'") from None
         try:
             params = psycopg.conninfo.conninfo_to_dict(url)
-        except psycopg.Error as exc:
+        except (psycopg.Error, ValueError) as exc:
             raise self._unavailable(exc, "not a valid connection URL: ") from None
+        _quiet_pool_log()
         self._url = url
         self._connect_args: dict[str, Any] = {} if "connect_timeout" in params else {"connect_timeout": int(timeout)}
         self._max = max_connections
@@ -105,10 +107,15 @@ class PostgresStore(Store):
                 from psycopg_pool import ConnectionPool  # noqa: PLC0415
 
                 try:
-                    with psycopg.connect(self._url, **self._connect_args) as conn, conn.transaction():
-                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self._prefix),))
-                        for statement in self._sql["schema"]:
-                            conn.execute(statement)
+                    with psycopg.connect(self._url, **self._connect_args) as conn:
+                        tables = [f"{self._prefix}{name}" for name in ("sessions", "entries", "runs")]
+                        found = conn.execute("SELECT to_regclass(%s), to_regclass(%s), to_regclass(%s)",
+                                             tables).fetchone()
+                        if found is None or None in found:  # a role that may only read needs no CREATE
+                            with conn.transaction():
+                                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self._prefix),))
+                                for statement in self._sql["schema"]:
+                                    conn.execute(statement)
                 except psycopg.Error as exc:
                     raise self._unavailable(exc) from None
                 pool: ConnectionPool[Connection[Any]] = ConnectionPool(
@@ -232,6 +239,15 @@ class PostgresStore(Store):
             return json.loads(text)
         except ValueError as exc:  # the column is json, so only a value written around this class
             raise StoreCorruptError(self.where, f"{what}, which is not JSON ({exc})") from None
+
+
+def _quiet_pool_log() -> None:
+    """psycopg_pool logs each failed reconnection as a warning; with no logging configured, Python prints
+    them on stderr (its last-resort handler), some twenty lines before our one error. A handler of our own
+    on that logger keeps them out of the terminal; an application that configures logging still gets them."""
+    pool_log = logging.getLogger("psycopg.pool")
+    if not any(isinstance(h, logging.NullHandler) for h in pool_log.handlers):
+        pool_log.addHandler(logging.NullHandler())
 
 
 def _lock_key(prefix: str) -> int:
