@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
@@ -458,6 +459,10 @@ def _new_client(base_url: str | None, api_key: str, max_retries: int, timeout: f
     import openai  # noqa: PLC0415 - openai costs ~1 s to import; only when a request is made
 
     base, query = split_query(base_url)
+    if base and "@" in base.partition("://")[2].partition("/")[0] and api_key != "not-needed":
+        warnings.warn(f"the base URL {redact_url(base)} carries user:password: requests use HTTP Basic auth "
+                      "with it, and the API key is not sent (httpx replaces the Bearer header)", UserWarning,
+                      stacklevel=2)
     return openai.AsyncOpenAI(
         api_key=api_key, base_url=base, default_query=query or None, max_retries=max_retries, timeout=timeout,
         # the SDK's defaults (limits, redirects) without its wrapper's __del__ (see ``OpenAIModel.client``)

@@ -5,6 +5,7 @@ early — streamed and not. ``OpenAIModel`` over an httpx mock transport; no net
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -16,6 +17,10 @@ from conftest import use_model
 from react_agent import Agent, ModelHTTPError
 from react_agent.cli import main
 from react_agent.model import OpenAIModel
+
+# These URLs carry user:password on purpose (what must never reach a file or a message); the
+# warning that the key is then not sent is tested in test_model_error_urls.py.
+pytestmark = pytest.mark.filterwarnings("ignore:the base URL .* carries user.password:UserWarning")
 
 BASE = "http://user:hunter2@mock:8080/v1?api-key=s3cret"
 URL = "http://mock:8080/v1/chat/completions"
@@ -103,3 +108,16 @@ async def test_an_agent_run_ending_on_a_stream_error_names_the_url(monkeypatch: 
     result = events[-1].result  # type: ignore[attr-defined]
     assert result.error_type == "ModelHTTPError" and result.error is not None
     assert_names_the_url(result.error)
+
+
+def test_a_base_url_with_user_info_says_the_key_is_not_sent() -> None:
+    """httpx turns `user:pw@` into HTTP Basic auth, replacing the SDK's Bearer key — which then silently
+    never reached the server."""
+    from react_agent.model import _new_client  # noqa: PLC0415 - the one place clients are made
+
+    with pytest.warns(UserWarning, match=r"Basic auth .* the API key is not sent") as seen:
+        _new_client("http://bob:pw@127.0.0.1:9/v1", "sk-secret-key", 0, 5.0)
+    assert "pw@" not in str(seen[0].message) and "sk-secret-key" not in str(seen[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _new_client("http://127.0.0.1:9/v1", "sk-secret-key", 0, 5.0)  # no user info: no warning

@@ -19,6 +19,10 @@ from react_agent.model import OpenAIModel, split_query
 from react_agent.recording import cassette
 from react_agent.redact import redact_url, safe_env, secret_name
 
+# These URLs carry user:password on purpose (what must never reach a file or a message); the
+# warning that the key is then not sent is tested in test_model_error_urls.py.
+pytestmark = pytest.mark.filterwarnings("ignore:the base URL .* carries user.password:UserWarning")
+
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-test-FAKEKEY123456789012345"
 USER_KEY = "sk-FAKEUSERINFO98765432109876"
