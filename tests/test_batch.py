@@ -297,3 +297,9 @@ def test_a_cluster_address_where_nothing_listens_is_one_line_and_exit_3(repo_cop
     assert proc.returncode == 3 and time.monotonic() - started < 30
     assert err.startswith("error: could not start or join the Ray cluster at 127.0.0.1:1: nothing answers")
     assert err.count("\n") == 1, err
+
+
+def test_ray_is_imported_only_when_a_batch_starts() -> None:
+    code = "import sys, react_agent, react_agent.cli; react_agent.cli._parser(); print('ray' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"
