@@ -3,6 +3,7 @@ asking about paused runs at a terminal. (Printing and choosing only: the work is
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -15,8 +16,10 @@ if TYPE_CHECKING:
 
     from .agent import Agent
     from .approval import Decision
+    from .recording import Mode
     from .steps import RunResult
     from .stores import Store
+    from .tasks import TaskFile
 
 __all__ = ["CHAT_TOOLS", "CHECK_FAILED", "COULD_NOT_RUN", "INTERRUPTED", "OUTPUT_CLOSED", "USER_MISTAKE"]
 
@@ -29,6 +32,27 @@ def _exit_code(errors: list[str], passed: bool) -> int:
     for error in dict.fromkeys(errors):
         print(f"could not run: {' '.join(error.split())}", file=sys.stderr)
     return COULD_NOT_RUN if errors else 0 if passed else CHECK_FAILED
+
+
+def _mode(args: argparse.Namespace) -> Mode | None:
+    return "record" if args.record else "replay" if args.replay else None
+
+
+def _check_cassettes(args: argparse.Namespace, task_file: TaskFile) -> None:
+    from .errors import UserError  # noqa: PLC0415
+
+    if not args.replay:
+        return
+    if args.model:
+        raise UserError(f"--model {args.model} does nothing with --replay: a replay answers as the model the "
+                        "cassette was recorded from (record with --model to get another)")
+    if args.cassettes is not None and not args.cassettes.is_dir():
+        raise UserError(f"--cassettes {args.cassettes}: no such folder (a replay reads its cassettes from it)")
+    from .runner import default_cassettes  # noqa: PLC0415
+
+    if args.cassettes is None and not (folder := default_cassettes(task_file)).is_dir():
+        raise UserError(f"no cassette folder at {folder} (the default for {task_file.path}: cassettes/ in its "
+                        "project root); record with --record, or name the folder with --cassettes DIR")
 
 
 def _console(quiet: bool = False) -> Console:

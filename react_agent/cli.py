@@ -22,14 +22,17 @@ from ._cli import (
     OUTPUT_CLOSED,
     USER_MISTAKE,
     _assistant,
+    _check_cassettes,
     _console,
     _dump,
     _exit_code,
+    _mode,
     _print_pending,
     _stored,
     _terminal_decider,
     _where,
 )
+from .cli_batch import cmd_batch
 from .cli_runs import cmd_approve, cmd_deny, cmd_resume, cmd_runs, cmd_show
 from .errors import UserError
 
@@ -37,7 +40,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .agent import Agent
-    from .recording import Mode
     from .router import Router
     from .tasks import TaskFile, TaskOutcome
     from .tools import Tool
@@ -146,7 +148,27 @@ def _parser() -> argparse.ArgumentParser:
     emode.add_argument("--replay", action="store_true", help="answer the model's requests from the cassettes")
     evaluate.add_argument("--cassettes", type=Path, help=_CASSETTES_HELP)
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    _batch_command(add)
     return parser
+
+
+def _batch_command(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    batch = add("batch", "run the tasks of a task file or eval suite (x --trials) as a batch on Ray: a local "
+                         "instance, or a cluster with --address (needs the batch extra; README \"Batch runs on Ray\")")
+    batch.add_argument("taskfile", type=Path, help="a YAML task file or eval suite (e.g. tasks/quickstart.yaml)")
+    batch.add_argument("--trials", type=_trials, default=1, help=f"runs per task, 1..{MAX_TRIALS} (default: 1)")
+    batch.add_argument("--task", action="append", default=[], help="only this task (repeatable)")
+    batch.add_argument("--workers", type=_trials, help="runs at a time, 1..1000 (default: the cluster's CPUs; without "
+                                                        "--address, the local instance gets this many CPUs)")
+    batch.add_argument("--address", help="join this Ray cluster (e.g. auto, HOST:6379) instead of starting a local "
+                                         "instance; several hosts need a shared store (REACT_AGENT_STORE=postgresql://...)")
+    batch.add_argument("--model", help="override the model (e.g. local, gpt-4o-mini)")
+    bmode = batch.add_mutually_exclusive_group()
+    bmode.add_argument("--record", action="store_true", help="save each run's HTTP traffic as a cassette")
+    bmode.add_argument("--replay", action="store_true", help="answer the model's requests from the cassettes")
+    batch.add_argument("--cassettes", type=Path, help=_CASSETTES_HELP)
+    batch.add_argument("--json", action="store_true", help="print the batch report as JSON")
 
 
 def _serve_command(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -164,6 +186,7 @@ def _approval_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> No
     runs.add_argument("action", choices=["list"], help="list runs, oldest first")
     runs.add_argument("--status", help="only runs with this status (e.g. awaiting_approval, running, error)")
     runs.add_argument("--session", help="only this session's runs")
+    runs.add_argument("--batch", help="only the runs of this batch (its id: see `batch`)")
     runs.add_argument("--json", action="store_true", help="print the run records as JSON")
 
     show = add("show", "show a run's timeline: steps, thoughts, actions, observations, tokens, cost, nested runs")
@@ -252,25 +275,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                 _print_pending(console, paused)
         print_summary(console, outcomes, time.perf_counter() - started)
     return _exit_code([e for o in outcomes for e in o.could_not_run], all(o.passed for o in outcomes))
-
-
-def _mode(args: argparse.Namespace) -> Mode | None:
-    return "record" if args.record else "replay" if args.replay else None
-
-
-def _check_cassettes(args: argparse.Namespace, task_file: TaskFile) -> None:
-    if not args.replay:
-        return
-    if args.model:
-        raise UserError(f"--model {args.model} does nothing with --replay: a replay answers as the model the "
-                        "cassette was recorded from (record with --model to get another)")
-    if args.cassettes is not None and not args.cassettes.is_dir():
-        raise UserError(f"--cassettes {args.cassettes}: no such folder (a replay reads its cassettes from it)")
-    from .runner import default_cassettes  # noqa: PLC0415
-
-    if args.cassettes is None and not (folder := default_cassettes(task_file)).is_dir():
-        raise UserError(f"no cassette folder at {folder} (the default for {task_file.path}: cassettes/ in its "
-                        "project root); record with --record, or name the folder with --cassettes DIR")
 
 
 def _outcome_json(outcome: TaskOutcome) -> dict[str, Any]:
@@ -512,4 +516,4 @@ def cmd_serve(args: argparse.Namespace) -> int:
 COMMANDS = {"run": cmd_run, "chat": cmd_chat, "tools": cmd_tools, "sessions": cmd_sessions, "runs": cmd_runs,
             "usage": cmd_usage,
             "approve": cmd_approve, "deny": cmd_deny, "show": cmd_show,
-            "resume": cmd_resume, "eval": cmd_eval, "serve": cmd_serve}
+            "resume": cmd_resume, "eval": cmd_eval, "serve": cmd_serve, "batch": cmd_batch}

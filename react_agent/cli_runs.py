@@ -52,6 +52,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     store = open_store()
     records = store.runs(session=args.session, status=args.status) if _stored(store) else []
+    if args.batch:
+        records = [r for r in records if r.metadata.get("batch_id") == args.batch]
     if args.json:
         _dump([r.model_dump(mode="json") for r in records])
         return 0

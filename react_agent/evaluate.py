@@ -129,10 +129,10 @@ def _single_recording_notes(suite: TaskFile, trials: int, cassettes: Path | None
             f"accuracy (record --trials {trials} to replay distinct trials): {', '.join(single)}"]
 
 
-def print_report(console: Console, report: EvalReport) -> None:
+def print_report(console: Console, report: EvalReport, *, command: str = "eval") -> None:
     from rich.table import Table  # noqa: PLC0415
 
-    table = Table(title=f"eval {report.suite} — {report.trials} trial(s) per case")
+    table = Table(title=f"{command} {report.suite} — {report.trials} trial(s) per case")
     for column in ("case", "passed", "median", "p95", "tokens", "cost"):
         table.add_column(column)
     for case in report.cases:

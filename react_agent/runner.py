@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .paths import state_dir_at
 from .stores import DiskStore
 from .tasks import Decider, TaskFile, TaskOutcome, TaskSpec, run_task
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rich.console import Console
 
     from .agent import Agent
@@ -56,14 +58,17 @@ def replay_cassette(folder: Path, task_file: TaskFile, task_name: str, trial: in
 
 
 def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes: Path | None, model: str | None,
-            console: Console, quiet: bool, trial: int | None = None, decide: Decider | None = None) -> TaskOutcome:
+            console: Console, quiet: bool, trial: int | None = None, decide: Decider | None = None,
+            metadata: Mapping[str, Any] | None = None) -> TaskOutcome:
     """One task, live or through a cassette (``cassettes`` is the folder, by default the task file's
-    ``default_cassettes``). Recorded and replayed runs get a fresh store and state."""
+    ``default_cassettes``). Recorded and replayed runs get a fresh store and state. ``metadata`` goes on
+    the runs' records (``run_task``)."""
     from .report import TracePrinter  # noqa: PLC0415
 
     printer = None if quiet else TracePrinter(console)
     if mode is None:
-        return asyncio.run(run_task(task_file, task, model=model, on_event=printer, decide=decide))
+        return asyncio.run(run_task(task_file, task, model=model, on_event=printer, decide=decide,
+                                    metadata=metadata))
     from .recording import cassette, replay_model  # noqa: PLC0415
     from .resolve import resolve_model  # noqa: PLC0415
 
@@ -76,7 +81,7 @@ def run_one(task_file: TaskFile, task: TaskSpec, *, mode: Mode | None, cassettes
         with cassette(path, mode, live_model.name if live_model else None) as tape:
             chosen = replay_model(tape.model) if mode == "replay" else live_model
             outcome = asyncio.run(run_task(task_file, task, model=chosen, store=store,
-                                           variables=tape.variables, on_event=printer))
+                                           variables=tape.variables, on_event=printer, metadata=metadata))
         store.close()
     if not quiet:
         console.print(f"  [dim]recorded {path}[/]" if mode == "record" else

@@ -456,9 +456,11 @@ class TaskOutcome(BaseModel):
 
 async def run_task(task_file: TaskFile, task: TaskSpec, *, model: str | Model | None = None,
                    store: Store | None = None, variables: dict[str, Any] | None = None,
-                   on_event: Callable[[Any], None] | None = None, decide: Decider | None = None) -> TaskOutcome:
+                   on_event: Callable[[Any], None] | None = None, decide: Decider | None = None,
+                   metadata: Mapping[str, Any] | None = None) -> TaskOutcome:
     """Run every input of one task on one session; then check the expectations. A run that pauses for
-    approval goes on with ``decide``'s decisions (a person at a terminal), else the task stops there."""
+    approval goes on with ``decide``'s decisions (a person at a terminal), else the task stops there.
+    ``metadata`` goes on every run's record besides the task file and task (e.g. a batch's id and trial)."""
     import uuid  # noqa: PLC0415
 
     agent = build_runner(task_file, task.agent, model=model, store=store, variables=variables)
@@ -468,7 +470,7 @@ async def run_task(task_file: TaskFile, task: TaskSpec, *, model: str | Model | 
     results = []
     for text in task.inputs:
         result = await agent.run(text, session=session, metadata={
-            "task_file": str(task_file.path.resolve()), "task": task.name})
+            **(metadata or {}), "task_file": str(task_file.path.resolve()), "task": task.name})
         while (decide is not None and result.status == "awaiting_approval" and isinstance(agent, Agent)
                and (approvals := decide(result))):
             result = await agent.resume(result.run_id, approvals)

@@ -157,7 +157,7 @@ def test_every_flag_of_every_command_has_help() -> None:
     parser = _parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
     assert set(commands) == {"run", "chat", "tools", "sessions", "runs", "usage", "approve", "deny", "resume", "eval",
-                             "serve", "show"}
+                             "serve", "show", "batch"}
     for name, sub in commands.items():
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
