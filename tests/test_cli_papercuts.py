@@ -195,6 +195,7 @@ def test_eval_against_an_unreachable_server_exits_3(in_tmp: Path, monkeypatch: p
     assert main(["eval", "suite.yaml"]) == 3
 
 
+@pytest.mark.filterwarnings("ignore:the base URL .* carries user.password:UserWarning")  # user info on purpose
 async def test_a_connection_error_names_the_url_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(request: httpx2.Request) -> httpx2.Response:
         raise httpx2.ConnectError("connection refused", request=request)
