@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from .errors import ReactAgentError, UserError
-from .evaluate import CaseReport, EvalReport, case_report, suite_report
+from .evaluate import CaseReport, EvalReport, case_report, single_recording_notes, suite_report
 from .tasks import TaskFile, TaskOutcome, load_task_file
 
 if TYPE_CHECKING:
@@ -42,13 +44,13 @@ if TYPE_CHECKING:
     from .recording import Mode
     from .stores import Store
 
-__all__ = ["BatchItem", "BatchReport", "BatchUnavailableError", "check_store_reach", "run_batch"]
+__all__ = ["BatchItem", "BatchReport", "BatchUnavailableError", "check_store_reach", "import_ray", "run_batch"]
 
 INSTALL = "pip install 'react-agent[batch]'"
 PASSED_ENV = ("REACT_AGENT_", "OPENAI_")  # what a worker gets of the driver's environment (prefixes)
 CONNECT_TIMEOUT = 5.0  # seconds to reach a cluster's address before Ray is asked (it retries for minutes)
 WAIT_SLICE = 0.5  # seconds per wait for the next item: Ctrl-C is seen between two waits
-LOOPBACK = "127.0.0.1"  # a local instance listens here only: nobody else needs to reach it
+LOOPBACK = "127.0.0.1"  # a local instance's node address (Ray's own servers still bind every interface)
 
 
 class BatchUnavailableError(ReactAgentError):
@@ -134,15 +136,17 @@ def run_batch(task_file: str | Path | TaskFile, *, trials: int = 1, tasks: Seque
         raise UserError(f"no task named {unknown} in {spec.path}; tasks: {[t.name for t in spec.tasks]}")
     if trials < 1 or (workers is not None and workers < 1):
         raise UserError(f"trials and workers must be at least 1, got trials={trials}, workers={workers}")
-    ray = _import_ray()
+    ray = import_ray()
     batch_id = batch_id or f"batch-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     folder = str(Path(cassettes).resolve()) if cassettes is not None else None
     env = _worker_env()
     jobs = [_Job(str(spec.path.resolve()), name, trial, trials, mode, folder, model, batch_id, env)
             for name in selected for trial in range(1, trials + 1)]
     started = time.perf_counter()
-    owned = _connect(ray, address, workers)
+    ours = not ray.is_initialized()  # this call starts (or joins) Ray, so it shuts it down (or leaves it)
     try:
+        with _interrupt_deferred():  # a Ctrl-C inside ray.init orphans the node's agents: it waits for the end
+            _connect(ray, address, workers)
         hosts = sorted({n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")})
         from .stores import open_store  # noqa: PLC0415
 
@@ -154,13 +158,15 @@ def run_batch(task_file: str | Path | TaskFile, *, trials: int = 1, tasks: Seque
         width = workers or max(int(ray.cluster_resources().get("CPU", 1)), 1)
         items = _fan_out(ray, jobs, width, on_item)
     finally:
-        if owned:
+        if ours:
             ray.shutdown()
     if mode is None:
         _find_open_runs(batch_id, items)
     items.sort(key=lambda i: (selected.index(i.task), i.trial))
     return BatchReport(batch_id=batch_id, task_file=str(spec.path), trials=trials, workers=width, hosts=hosts,
-                       seconds=time.perf_counter() - started, items=items, report=_report(spec, trials, items))
+                       seconds=time.perf_counter() - started, items=items,
+                       report=_report(spec, trials, items, replay=mode == "replay",
+                                      cassettes=Path(folder) if folder else None))
 
 
 def check_store_reach(hosts: Collection[str], store: Store) -> None:
@@ -174,7 +180,7 @@ def check_store_reach(hosts: Collection[str], store: Store) -> None:
                         "postgresql://... to a database every host reaches (README, \"Batch runs on Ray\")")
 
 
-def _import_ray() -> ModuleType:
+def import_ray() -> ModuleType:
     try:
         import ray  # noqa: PLC0415 - the optional extra, and slow to import: only when a batch starts
     except ImportError:
@@ -183,24 +189,41 @@ def _import_ray() -> ModuleType:
     return ray
 
 
-def _connect(ray: ModuleType, address: str | None, workers: int | None) -> bool:
-    """Start or join Ray; whether this call started it (and so shuts it down)."""
+@contextlib.contextmanager
+def _interrupt_deferred() -> Iterator[None]:
+    """Hold SIGINT until the block ends, then raise ``KeyboardInterrupt`` if one came: interrupted half-way,
+    ``ray.init`` leaves its node's agents running for a minute or more, which no ``ray.shutdown`` reaches.
+    (Only the main thread receives signals; elsewhere the block runs as it is.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: came.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if came:
+        raise KeyboardInterrupt
+
+
+def _connect(ray: ModuleType, address: str | None, workers: int | None) -> None:
+    """Start a local Ray instance, or join the cluster at ``address`` (unless this process is connected)."""
     import logging  # noqa: PLC0415
 
     if ray.is_initialized():
-        return False
+        return
     quiet: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
         if address is None:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local instance reports nothing anywhere
             ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address=LOOPBACK, **quiet)
-            return True
+            return
         _reachable(address)
         ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise BatchUnavailableError(f"could not start or join {where}: {' '.join(str(exc).split())[:300]}") from None
-    return True  # a connection of this process: dropped at the end (the cluster goes on)
 
 
 def _reachable(address: str) -> None:
@@ -210,9 +233,25 @@ def _reachable(address: str) -> None:
     if "://" in address or not port.isdigit() or not host:
         return
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT) as connection:
+            grpc = _speaks_http2(connection)
     except OSError as exc:
         raise ConnectionError(f"nothing answers at {address} ({exc.strerror or exc})") from None
+    if not grpc:  # Ray would retry for minutes against, say, a web server on that port
+        raise ConnectionError(f"{address} answers, but not as a Ray cluster does (its GCS speaks gRPC over "
+                              "HTTP/2): is it the port `ray start --head` printed?")
+
+
+def _speaks_http2(connection: socket.socket) -> bool:
+    """Whether the server answers HTTP/2's connection preface with a SETTINGS frame, as every gRPC server
+    (Ray's GCS) does; an HTTP/1 server answers otherwise or hangs up."""
+    connection.settimeout(CONNECT_TIMEOUT)
+    connection.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))  # + empty SETTINGS
+    head = b""
+    with contextlib.suppress(OSError):
+        while len(head) < 9 and (chunk := connection.recv(9 - len(head))):
+            head += chunk
+    return len(head) == 9 and head[3] == 4  # a frame header whose type is SETTINGS
 
 
 def _worker_env() -> dict[str, str]:
@@ -316,7 +355,8 @@ def _find_open_runs(batch_id: str, items: list[BatchItem]) -> None:
         store.close()
 
 
-def _report(spec: TaskFile, trials: int, items: list[BatchItem]) -> EvalReport:
+def _report(spec: TaskFile, trials: int, items: list[BatchItem], *, replay: bool = False,
+            cassettes: Path | None = None) -> EvalReport:
     cases: list[CaseReport] = []
     all_ms: list[float] = []
     for name in dict.fromkeys(i.task for i in items):
@@ -331,4 +371,5 @@ def _report(spec: TaskFile, trials: int, items: list[BatchItem]) -> EvalReport:
         cases.append(base.model_copy(update={
             "trials": len(mine), "failures": failures,
             "could_not_run": [e for i in mine for e in i.could_not_run]}))
-    return suite_report(str(spec.path), trials, cases, all_ms or [0.0])
+    report = suite_report(str(spec.path), trials, cases, all_ms or [0.0])
+    return report.model_copy(update={"notes": single_recording_notes(spec, trials, cassettes)}) if replay else report

@@ -19,7 +19,7 @@ __all__ = ["cmd_batch"]
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import BatchUnavailableError, run_batch  # noqa: PLC0415
+    from .batch import BatchUnavailableError, import_ray, run_batch  # noqa: PLC0415
     from .evaluate import print_report  # noqa: PLC0415
     from .runner import check_models  # noqa: PLC0415
     from .tasks import load_task_file  # noqa: PLC0415
@@ -32,6 +32,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     for agent in dict.fromkeys(t.agent for t in task_file.tasks if not args.task or t.name in args.task):
         check_models(task_file, agent, args.model, installed=not args.replay)  # the file's mistakes come first
     _check_cassettes(args, task_file)
+    import_ray()  # a missing extra is the one line, before anything is printed
     console = _console(quiet=args.json)
     total = len(args.task or task_file.tasks) * args.trials
     where = f"the Ray cluster at {args.address}" if args.address else "a local Ray instance"

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
     from .recording import Mode
 
-__all__ = ["CaseReport", "EvalReport", "case_report", "evaluate", "percentile", "print_report", "suite_report"]
+__all__ = ["CaseReport", "EvalReport", "case_report", "evaluate", "percentile", "print_report",
+           "single_recording_notes", "suite_report"]
 
 
 class CaseReport(BaseModel):
@@ -101,7 +102,7 @@ def evaluate(suite: TaskFile, *, trials: int, mode: Mode | None, cassettes: Path
     recording in every trial — the same answers each time — and the report's ``notes`` say so."""
     if trials < 1:
         raise ValueError(f"trials must be at least 1, got {trials}")
-    notes = _single_recording_notes(suite, trials, cassettes) if mode == "replay" else []
+    notes = single_recording_notes(suite, trials, cassettes) if mode == "replay" else []
     if notes and not quiet:
         console.print(f"[yellow]note:[/] {notes[0]}")
     cases: list[CaseReport] = []
@@ -117,7 +118,7 @@ def evaluate(suite: TaskFile, *, trials: int, mode: Mode | None, cassettes: Path
     return suite_report(str(suite.path), trials, cases, all_ms).model_copy(update={"notes": notes})
 
 
-def _single_recording_notes(suite: TaskFile, trials: int, cassettes: Path | None) -> list[str]:
+def single_recording_notes(suite: TaskFile, trials: int, cassettes: Path | None) -> list[str]:
     folder = cassettes or default_cassettes(suite)
     single = [case.name for case in suite.tasks  # (a case with no recording at all is an error, not a note)
               if trials > 1 and not cassette_path(folder, suite, case.name, 1).is_file()

@@ -285,9 +285,10 @@ def test_a_bad_task_file_is_one_line_and_exit_2(tmp_path, capsys) -> None:
 def test_without_the_batch_extra_the_error_names_the_install(repo_copy, monkeypatch, capsys) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as when it is not installed
     assert main(["batch", "tasks/quickstart.yaml", "--replay"]) == 2
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert err == (f"error: batch runs need the batch extra (ray is not installed): {sys.executable} -m pip install "
                    "'react-agent[batch]'\n")
+    assert out == "", "the one line only: no banner before it"
 
 
 def test_a_cluster_address_where_nothing_listens_is_one_line_and_exit_3(repo_copy) -> None:
@@ -303,3 +304,51 @@ def test_ray_is_imported_only_when_a_batch_starts() -> None:
     code = "import sys, react_agent, react_agent.cli; react_agent.cli._parser(); print('ray' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_an_address_where_something_else_listens_is_one_line_and_exit_3(repo_copy) -> None:
+    """A web server on the port passed the TCP check; Ray then retried for minutes (seen: killed at 328 s)."""
+    web = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        proc = cli("tasks/quickstart.yaml", "--replay", "--address", f"127.0.0.1:{web.server_port}", cwd=repo_copy)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        web.shutdown()
+    assert proc.returncode == 3 and time.monotonic() - started < 30, err
+    assert "answers, but not as a Ray cluster does" in err and err.count("\n") == 1, err
+
+
+def test_a_replayed_batch_of_several_trials_says_each_replays_one_recording(repo_copy) -> None:
+    """As `eval --trials 2 --replay` says it: pass^2 of one recording replayed twice is its accuracy."""
+    proc = cli("tasks/quickstart.yaml", "--replay", "--trials", "2", "--json", cwd=repo_copy)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    (note,) = json.loads(out)["report"]["notes"]
+    assert "each of their 2 trials replays it" in note
+
+
+def _ray_processes(pattern: str = "gcs_server|raylet|ray::DashboardAgent|ray::RuntimeEnvAgent") -> int:
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)
+    return len(found.stdout.split())
+
+
+AGENTS = "ray::DashboardAgent|ray::RuntimeEnvAgent"  # started last, while ray.init has not returned yet
+
+
+def test_ctrl_c_while_ray_starts_leaves_no_ray_process(repo_copy) -> None:
+    """An interrupt inside ray.init never reached the shutdown: its agents lived on for a minute or more."""
+    before, agents = _ray_processes(), _ray_processes(AGENTS)
+    proc = cli("tasks/quickstart.yaml", "--replay", cwd=repo_copy)
+    deadline = time.monotonic() + 60
+    while _ray_processes(AGENTS) <= agents and time.monotonic() < deadline:  # Ray is starting its node's agents
+        time.sleep(0.02)
+    assert _ray_processes(AGENTS) > agents, "Ray never started"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    deadline = time.monotonic() + 15
+    while _ray_processes() > before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _ray_processes() == before
