@@ -99,11 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     run = add("run", "run the tasks of a YAML task file and check them")
     run.add_argument("taskfile", type=Path, help="a YAML task file (e.g. tasks/quickstart.yaml)")
     run.add_argument("--task", action="append", default=[], help="only this task (repeatable)")
-    run.add_argument("--model", help="override the model (e.g. local, gpt-4o-mini)")
-    mode = run.add_mutually_exclusive_group()
-    mode.add_argument("--record", action="store_true", help="save each task's HTTP traffic as a cassette")
-    mode.add_argument("--replay", action="store_true", help="answer the model's requests from the cassettes")
-    run.add_argument("--cassettes", type=Path, help=_CASSETTES_HELP)
+    _model_and_cassettes(run, "task")
     run.add_argument("--json", action="store_true", help="print the results as JSON")
 
     chat = add("chat", "talk to an agent on a session (interactive; /exit, /quit or Ctrl-D ends)")
@@ -142,11 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = add("eval", "evaluate an agent on a suite: accuracy, pass^k, latency, cost")
     evaluate.add_argument("suite", type=Path, help="a task file whose tasks are the cases (e.g. tasks/eval/*.yaml)")
     evaluate.add_argument("--trials", type=_trials, default=1, help=f"runs per case, 1..{MAX_TRIALS} (default: 1)")
-    evaluate.add_argument("--model", help="override the model (e.g. local, gpt-4o-mini)")
-    emode = evaluate.add_mutually_exclusive_group()
-    emode.add_argument("--record", action="store_true", help="save each trial's HTTP traffic as a cassette")
-    emode.add_argument("--replay", action="store_true", help="answer the model's requests from the cassettes")
-    evaluate.add_argument("--cassettes", type=Path, help=_CASSETTES_HELP)
+    _model_and_cassettes(evaluate, "trial")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
 
     _batch_command(add)
@@ -163,12 +155,17 @@ def _batch_command(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
                                                         "--address, the local instance gets this many CPUs)")
     batch.add_argument("--address", help="join this Ray cluster (e.g. auto, HOST:6379) instead of starting a local "
                                          "instance; several hosts need a shared store (REACT_AGENT_STORE=postgresql://...)")
-    batch.add_argument("--model", help="override the model (e.g. local, gpt-4o-mini)")
-    bmode = batch.add_mutually_exclusive_group()
-    bmode.add_argument("--record", action="store_true", help="save each run's HTTP traffic as a cassette")
-    bmode.add_argument("--replay", action="store_true", help="answer the model's requests from the cassettes")
-    batch.add_argument("--cassettes", type=Path, help=_CASSETTES_HELP)
+    _model_and_cassettes(batch, "run")
     batch.add_argument("--json", action="store_true", help="print the batch report as JSON")
+
+
+def _model_and_cassettes(parser: argparse.ArgumentParser, each: str) -> None:
+    """``--model`` and the cassette flags, as ``run``, ``eval`` and ``batch`` take them."""
+    parser.add_argument("--model", help="override the model (e.g. local, gpt-4o-mini)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--record", action="store_true", help=f"save each {each}'s HTTP traffic as a cassette")
+    mode.add_argument("--replay", action="store_true", help="answer the model's requests from the cassettes")
+    parser.add_argument("--cassettes", type=Path, help=_CASSETTES_HELP)
 
 
 def _serve_command(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
