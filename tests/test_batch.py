@@ -12,6 +12,7 @@ this module) and, for the CLI, real ``python -m react_agent batch`` processes th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -329,26 +330,48 @@ def test_a_replayed_batch_of_several_trials_says_each_replays_one_recording(repo
     assert "each of their 2 trials replays it" in note
 
 
-def _ray_processes(pattern: str = "gcs_server|raylet|ray::DashboardAgent|ray::RuntimeEnvAgent") -> int:
-    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)
-    return len(found.stdout.split())
+def _descendants(pid: int) -> dict[int, str]:
+    """The processes below ``pid`` (Ray's node processes and their agents), with their command lines — only
+    this CLI's own: other Ray instances on the machine (another test run) are not counted."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+    found: dict[int, str] = {}
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            with contextlib.suppress(OSError):
+                found[child] = (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            todo.append(child)
+    return found
 
 
-AGENTS = "ray::DashboardAgent|ray::RuntimeEnvAgent"  # started last, while ray.init has not returned yet
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")  # started last, while ray.init has not returned yet
 
 
 def test_ctrl_c_while_ray_starts_leaves_no_ray_process(repo_copy) -> None:
     """An interrupt inside ray.init never reached the shutdown: its agents lived on for a minute or more."""
-    before, agents = _ray_processes(), _ray_processes(AGENTS)
     proc = cli("tasks/quickstart.yaml", "--replay", cwd=repo_copy)
     deadline = time.monotonic() + 60
-    while _ray_processes(AGENTS) <= agents and time.monotonic() < deadline:  # Ray is starting its node's agents
+    started: dict[int, str] = {}
+    while not any(a in line for line in started.values() for a in AGENTS) and time.monotonic() < deadline:
+        started = _descendants(proc.pid)  # Ray is starting its node's agents
         time.sleep(0.02)
-    assert _ray_processes(AGENTS) > agents, "Ray never started"
+    assert any(a in line for line in started.values() for a in AGENTS), f"Ray never started: {started}"
+    started = _descendants(proc.pid)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     deadline = time.monotonic() + 15
-    while _ray_processes() > before and time.monotonic() < deadline:
+    while [p for p in started if _alive(p)] and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _ray_processes() == before
+    assert [started[p] for p in started if _alive(p)] == []
