@@ -155,6 +155,10 @@ def _check(entry: dict[str, Any]) -> None:
         _outcome(entry.get("outcome"))
     if kind == "decision" and not isinstance(entry.get("decision"), dict):
         raise ValueError("a decision is not an object")
+    if kind == "started" and not all(isinstance(i, int) for i in entry.get("calls") or []):
+        raise ValueError("calls is not a list of call indices")
+    if kind == "waiting" and not isinstance(entry.get("run_id"), str):
+        raise ValueError("a waiting entry names no run")
 
 
 def _check_turn(body: Any) -> None:

@@ -184,6 +184,10 @@ START = {"kind": "start", "run": "r1", "messages": [{"role": "user", "content": 
     [{"kind": "start", "run": "r1", "messages": "notalist"}],
     [START, {"kind": "turn", "run": "r1", "message": {"role": "assistant", "tool_calls": [{"id": 1}]}}],
     [START, {"kind": "result", "run": "r1", "turn": 1, "index": 0, "outcome": "ok"}],
+    [START, {"kind": "turn", "run": "r1", "message": {"role": "assistant", "content": "x"}},
+     {"kind": "started", "run": "r1", "turn": 1, "calls": ["x"]}],
+    [START, {"kind": "turn", "run": "r1", "message": {"role": "assistant", "content": "x"}},
+     {"kind": "waiting", "run": "r1", "turn": 1, "index": 0}],
 ])
 @pytest.mark.parametrize("argv", [["sessions", "list"], ["sessions", "show", "s1"], ["show", "r1"]])
 def test_an_entry_the_journal_did_not_write_is_reported_in_one_line(tmp_path, monkeypatch, capsys, value, argv):
