@@ -99,17 +99,14 @@ def _assistant(model: str | None) -> Agent:
     directory's, else the checkout's), not every shipped tool — a small local model cannot choose among
     twenty. Without that file the assistant has no tools, and says so."""
     from .agent import Agent  # noqa: PLC0415
-    from .errors import UserError  # noqa: PLC0415
-    from .plugins import _import_file, _reason, _tools_in  # noqa: PLC0415
+    from .plugins import discover_file  # noqa: PLC0415
 
     tools = []
     for folder in (Path("tools"), Path(__file__).resolve().parent.parent / "tools"):
         if (path := folder / "calculator.py").is_file():
-            try:
-                module = _import_file(path)
-            except Exception as exc:  # noqa: BLE001 - a broken plugin is the user's mistake: one line, exit 2
-                raise UserError(f"a plugin failed to load — {path}: {_reason(exc, path)}") from None
-            tools = [t for t in _tools_in(module) if t.name in CHAT_TOOLS]
+            found = discover_file(path)
+            found.check()  # a broken plugin is the user's mistake: one line, exit 2
+            tools = [t for name, t in found.tools.items() if name in CHAT_TOOLS]
             break
     instructions = ("You are a helpful assistant. Never compute in your head: call the calculate tool for "
                     "arithmetic and the convert_units tool for unit conversions." if tools else

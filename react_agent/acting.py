@@ -209,7 +209,8 @@ async def _settle(state: RunState, step: Step, calls: list[RawToolCall], context
             "skipped", "Not run: the run stopped (token budget).")
         found = planned if isinstance(planned, ToolOutcome) else await _gate(
             state, call, planned, contexts[i], resumed=resumed, index=i)
-        if isinstance(found, tuple) and not isinstance(planned, ToolOutcome) and found[1] is not planned[1]:
+        if isinstance(found, tuple) and resumed is not None and (resumed.decisions.get(i) or {}).get(
+                "arguments") is not None:  # approved with edited arguments: it runs with them (``_decided``)
             edited[i] = json.dumps(found[0].dump_arguments(found[1], mode="json"), ensure_ascii=False)
         if isinstance(found, ToolOutcome):
             outcomes[i] = fresh[i] = found

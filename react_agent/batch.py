@@ -1,6 +1,7 @@
 """Batch runs on Ray: the tasks of a task file (or eval suite) x trials, each in a Ray task of its own.
 
-``run_batch`` starts a local Ray instance (bound to 127.0.0.1), or joins a cluster (``address``), and runs
+``run_batch`` starts a local Ray instance (node address 127.0.0.1; Ray's servers still listen on every
+interface), or joins a cluster (``address``), and runs
 each (task, trial) in a worker exactly as ``run`` / ``eval`` run one task (``runner.run_one``): the agent is
 built from the task file on the worker, and a live run writes its journal to the store ``open_store()``
 gives there, with ``batch_id``, ``task`` and ``trial`` in its record's metadata. The driver's
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
     from .recording import Mode
     from .stores import Store
 
-__all__ = ["BatchItem", "BatchReport", "BatchUnavailableError", "check_store_reach", "import_ray", "run_batch"]
+__all__ = ["BatchItem", "BatchReport", "BatchUnavailableError", "check_store_reach", "import_ray", "run_batch",
+           "select_tasks"]
 
 INSTALL = "pip install 'react-agent[batch]'"
 PASSED_ENV = ("REACT_AGENT_", "OPENAI_")  # what a worker gets of the driver's environment (prefixes)
@@ -131,9 +133,7 @@ def run_batch(task_file: str | Path | TaskFile, *, trials: int = 1, tasks: Seque
     answer is a ``BatchUnavailableError`` within seconds). A disk store on a cluster of several hosts is
     refused (``check_store_reach``). Bad input is a ``UserError`` before anything starts."""
     spec = task_file if isinstance(task_file, TaskFile) else load_task_file(task_file)
-    selected = [t.name for t in spec.tasks if not tasks or t.name in tasks]
-    if unknown := [name for name in tasks if name not in {t.name for t in spec.tasks}]:
-        raise UserError(f"no task named {unknown} in {spec.path}; tasks: {[t.name for t in spec.tasks]}")
+    selected = select_tasks(spec, tasks)
     if trials < 1 or (workers is not None and workers < 1):
         raise UserError(f"trials and workers must be at least 1, got trials={trials}, workers={workers}")
     ray = import_ray()
@@ -150,11 +150,7 @@ def run_batch(task_file: str | Path | TaskFile, *, trials: int = 1, tasks: Seque
         hosts = sorted({n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")})
         from .stores import open_store  # noqa: PLC0415
 
-        store = open_store()
-        try:
-            check_store_reach(hosts, store)
-        finally:
-            store.close()
+        check_store_reach(hosts, open_store())  # not closed: a Postgres store is the process's shared one
         width = workers or max(int(ray.cluster_resources().get("CPU", 1)), 1)
         items = _fan_out(ray, jobs, width, on_item)
     finally:
@@ -167,6 +163,13 @@ def run_batch(task_file: str | Path | TaskFile, *, trials: int = 1, tasks: Seque
                        seconds=time.perf_counter() - started, items=items,
                        report=_report(spec, trials, items, replay=mode == "replay",
                                       cassettes=Path(folder) if folder else None))
+
+
+def select_tasks(spec: TaskFile, tasks: Sequence[str] = ()) -> list[str]:
+    """The names of the tasks to run, in file order: ``tasks`` when given (each must exist), else all."""
+    if unknown := [name for name in tasks if name not in {t.name for t in spec.tasks}]:
+        raise UserError(f"no task named {unknown} in {spec.path}; tasks: {[t.name for t in spec.tasks]}")
+    return [t.name for t in spec.tasks if not tasks or t.name in tasks]
 
 
 def check_store_reach(hosts: Collection[str], store: Store) -> None:
@@ -345,14 +348,10 @@ def _find_open_runs(batch_id: str, items: list[BatchItem]) -> None:
         return
     from .stores import open_store  # noqa: PLC0415
 
-    store = open_store()
-    try:
-        for record in store.runs(status="running"):
-            meta = record.metadata
-            if meta.get("batch_id") == batch_id and (item := lost.get((meta.get("task"), meta.get("trial")))):
-                item.open_runs.append(record.run_id)
-    finally:
-        store.close()
+    for record in open_store().runs(status="running"):  # not closed: see ``run_batch``
+        meta = record.metadata
+        if meta.get("batch_id") == batch_id and (item := lost.get((meta.get("task"), meta.get("trial")))):
+            item.open_runs.append(record.run_id)
 
 
 def _report(spec: TaskFile, trials: int, items: list[BatchItem], *, replay: bool = False,

@@ -19,22 +19,19 @@ __all__ = ["cmd_batch"]
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import BatchUnavailableError, import_ray, run_batch  # noqa: PLC0415
+    from .batch import BatchUnavailableError, import_ray, run_batch, select_tasks  # noqa: PLC0415
     from .evaluate import print_report  # noqa: PLC0415
     from .runner import check_models  # noqa: PLC0415
     from .tasks import load_task_file  # noqa: PLC0415
 
     task_file = load_task_file(args.taskfile)
-    if unknown := [name for name in args.task if name not in {t.name for t in task_file.tasks}]:
-        from .errors import UserError  # noqa: PLC0415
-
-        raise UserError(f"no task named {unknown} in {args.taskfile}; tasks: {[t.name for t in task_file.tasks]}")
-    for agent in dict.fromkeys(t.agent for t in task_file.tasks if not args.task or t.name in args.task):
+    selected = select_tasks(task_file, args.task)
+    for agent in dict.fromkeys(t.agent for t in task_file.tasks if t.name in selected):
         check_models(task_file, agent, args.model, installed=not args.replay)  # the file's mistakes come first
     _check_cassettes(args, task_file)
     import_ray()  # a missing extra is the one line, before anything is printed
     console = _console(quiet=args.json)
-    total = len(args.task or task_file.tasks) * args.trials
+    total = len(selected) * args.trials
     where = f"the Ray cluster at {args.address}" if args.address else "a local Ray instance"
     console.print(f"batch: {total} run(s) of {args.taskfile} on {where}"
                   + (f", {args.workers} at a time" if args.workers else ""))

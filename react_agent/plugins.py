@@ -18,10 +18,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import DuplicateToolError, PluginError
+from .errors import DuplicateToolError, PluginError, UserError
 from .tools import Tool
 
-__all__ = ["ENTRY_POINT_GROUP", "MISSING_FOLDER", "Discovery", "Skipped", "discover", "load_sibling"]
+__all__ = ["ENTRY_POINT_GROUP", "MISSING_FOLDER", "Discovery", "Skipped", "discover", "discover_file", "load_sibling"]
 
 ENTRY_POINT_GROUP = "react_agent.tools"
 
@@ -48,6 +48,11 @@ class Discovery:
     def broken_text(self) -> str:
         """The broken plugins in one line, each with its reason."""
         return "; ".join(f"{s.source}: {s.reason}" for s in self.broken)
+
+    def check(self) -> None:
+        """A ``UserError`` naming the plugins that failed to load, if any: the CLI's one line, exit 2."""
+        if self.broken:
+            raise UserError(f"a plugin failed to load — {self.broken_text()}")
 
     def add(self, found: Tool, source: str) -> None:
         if found.name in self.tools and self.tools[found.name] is not found:
@@ -102,6 +107,24 @@ def _tools_in(obj: Any) -> list[Tool]:
     return []
 
 
+def discover_file(path: Path) -> Discovery:
+    """The tools of one plugin file, as ``discover`` loads each file of a folder."""
+    found = Discovery()
+    _load_file(found, path)
+    return found
+
+
+def _load_file(found: Discovery, path: Path) -> None:
+    try:
+        module = _import_file(path)
+    except Exception as exc:  # noqa: BLE001 - a broken plugin is reported and skipped
+        found.skipped.append(Skipped(str(path), _reason(exc, path)))
+        return
+    for item in _tools_in(module):
+        if Path(item.source).resolve() == path.resolve() or item.source == "<code>":
+            found.add(item, str(path))
+
+
 def discover(folders: Sequence[str | Path], *, use_entry_points: bool = True) -> Discovery:
     """Load tools from plugin folders (in order) and from installed packages' entry points."""
     found = Discovery()
@@ -110,16 +133,8 @@ def discover(folders: Sequence[str | Path], *, use_entry_points: bool = True) ->
             found.skipped.append(Skipped(str(folder), MISSING_FOLDER))
             continue
         for path in sorted(folder.glob("*.py")):
-            if path.name.startswith("_"):
-                continue
-            try:
-                module = _import_file(path)
-            except Exception as exc:  # noqa: BLE001 - a broken plugin is reported and skipped
-                found.skipped.append(Skipped(str(path), _reason(exc, path)))
-                continue
-            for item in _tools_in(module):
-                if Path(item.source).resolve() == path.resolve() or item.source == "<code>":
-                    found.add(item, str(path))
+            if not path.name.startswith("_"):
+                _load_file(found, path)
     if use_entry_points:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             source = f"entry point {ep.name} = {ep.value}"
